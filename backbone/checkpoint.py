@@ -1,0 +1,274 @@
+"""The one strict checkpoint loader: detect a ConvNeXt V2 checkpoint's format from a distinctive key, rename it to our
+(official dense) names, load strictly with a one-line report. Also the weights-only allow-lists that make the public
+checkpoints and mmengine's resume load without trusting arbitrary pickles."""
+import argparse
+import fnmatch
+import math
+import os
+import pickle
+import re
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer, print_log
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read, or whose keys/shapes do not fit the model."""
+
+
+# ----------------------------------------------------------------------------------------------------- safe loading
+def _numpy_globals() -> list:
+    """numpy arrays/scalars of numeric dtypes, under the numpy 2 (`numpy._core`) and numpy 1 (`numpy.core`) names."""
+    core = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
+    dtypes = {type(np.dtype(c)) for c in '?' + np.typecodes['AllInteger'] + np.typecodes['AllFloat']}  # not object
+    return [np.dtype, np.ndarray, *dtypes] + [(getattr(core, fn), f'{mod}.multiarray.{fn}')
+                                     for fn in ('scalar', '_reconstruct') for mod in ('numpy._core', 'numpy.core')]
+
+
+def _history_buffer_method(owner, name: str):
+    """Stands in for `builtins.getattr`, which HistoryBuffer.__getstate__ pickles for its statistics methods;
+    reads only those methods, so no other attribute can be reached while unpickling."""
+    if owner is not HistoryBuffer or name not in ('min', 'max', 'current', 'mean'):
+        raise pickle.UnpicklingError(f'backbone.checkpoint allows getattr only for HistoryBuffer statistics methods, '
+                                     f'not {owner!r}.{name}')
+    return getattr(HistoryBuffer, name)
+
+
+def allow_mmengine_checkpoints():
+    """mmengine 0.10.7 resumes with torch.load's default weights_only=True (torch ≥ 2.6); allow exactly what its
+    checkpoints hold besides tensors and builtins: the message hub's HistoryBuffer (with its statistics methods) and
+    numpy arrays/scalars (found by saving and resuming a real Runner, tests/test_resume.py)."""
+    torch.serialization.add_safe_globals(
+        [HistoryBuffer, (_history_buffer_method, 'builtins.getattr')] + _numpy_globals())
+
+
+allow_mmengine_checkpoints()
+
+# official checkpoints pickle their argparse.Namespace under 'args'; SimMIM ones a yacs CfgNode (a dict subclass),
+# read as a plain OrderedDict, so yacs need not be installed (the weights-only unpickler fills exact dict types only)
+_CONFIG_GLOBALS = [argparse.Namespace, (OrderedDict, 'yacs.config.CfgNode')]
+_REFUSED = ('Unsupported global', 'unrecognized function', 'Can only create', 'Can only build', 'allows getattr only')
+
+
+def safe_load(path, trusted: bool = False) -> dict:
+    """torch.load on CPU with weights_only=True and a few harmless config classes allowed (trusted=True: any pickle)."""
+    path = os.fspath(path)
+    expected = 'a checkpoint written by torch.save (a dict of tensors or a dict holding one)'
+    if not os.path.isfile(path):
+        what = 'not a file' if os.path.exists(path) else 'no such file'
+        raise CheckpointError(f'{path}: {what}; expected {expected}')
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f'{path}: empty file (0 bytes); expected {expected}')
+    try:
+        if path.endswith('.safetensors'):
+            from safetensors.torch import load_file
+            obj = load_file(path, device='cpu')
+        elif trusted:
+            obj = torch.load(path, map_location='cpu', weights_only=False)
+        else:
+            extra = [g for g in _CONFIG_GLOBALS if g not in torch.serialization.get_safe_globals()]
+            with torch.serialization.safe_globals(extra):
+                obj = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as e:
+        why = str(e.__context__ or e).strip()  # torch re-raises `from None`; the unpickler's own message is shorter
+        if not any(r in why for r in _REFUSED):
+            raise CheckpointError(f'{path}: not a readable checkpoint ({why[:200]}); expected {expected}') from None
+        found = re.findall(r'GLOBAL (\S+) was not', why) or [why[:200]]
+        raise CheckpointError(f'{path}: refused to unpickle {", ".join(found)}: weights-only loading allows tensors, '
+                              'builtins, numpy, argparse.Namespace and yacs configs. If you trust this file, pass '
+                              'trusted=True (tools: --trust).') from None
+    except Exception as e:  # truncated zip, foreign binary, ...
+        why = str(e).split('. ')[0][:200]
+        raise CheckpointError(f'{path}: cannot read ({type(e).__name__}: {why}); expected {expected}; is it truncated '
+                              'or not a checkpoint?') from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f'{path}: holds a {type(obj).__name__}; expected {expected}')
+    return obj
+
+
+# ------------------------------------------------------------------------------------------------------- conversion
+# name: (distinctive key, renames of backbone keys to ours, renames of keys outside the backbone prefix)
+FORMATS = {
+    'official-fcmae': ('stages.0.0.dwconv.kernel', [(r'\.ln\.', '.'), (r'\.linear\.', '.')], []),
+    'timm': ('stages.0.blocks.0.conv_dw.weight', [
+        (r'^stem\.', 'downsample_layers.0.'), (r'^stages\.(\d+)\.downsample\.', r'downsample_layers.\1.'),
+        (r'^stages\.(\d+)\.blocks\.(\d+)\.', r'stages.\1.\2.'), (r'\.conv_dw\.', '.dwconv.'),
+        (r'\.mlp\.fc(\d)\.', r'.pwconv\1.'), (r'\.mlp\.grn\.weight$', '.grn.gamma'),
+        (r'\.mlp\.grn\.bias$', '.grn.beta'),
+        (r'^head\.norm\.', 'norm.'), (r'^head\.fc\.', 'head.')], []),
+    'hf': ('encoder.stages.0.layers.0.dwconv.weight', [
+        (r'^embeddings\.patch_embeddings\.', 'downsample_layers.0.0.'),
+        (r'^embeddings\.layernorm\.', 'downsample_layers.0.1.'),
+        (r'^encoder\.stages\.(\d+)\.downsampling_layer\.', r'downsample_layers.\1.'),
+        (r'^encoder\.stages\.(\d+)\.layers\.(\d+)\.', r'stages.\1.\2.'), (r'\.layernorm\.', '.norm.'),
+        (r'\.grn\.weight$', '.grn.gamma'), (r'\.grn\.bias$', '.grn.beta'), (r'^layernorm\.', 'norm.'),
+        (r'^hidden_states_norms\.stage(\d)\.', lambda m: f'norm{int(m[1]) - 1}.')], [(r'^classifier\.', 'head.')]),
+    'mmpretrain': ('stages.0.0.depthwise_conv.weight', [
+        (r'\.depthwise_conv\.', '.dwconv.'), (r'\.pointwise_conv(\d)\.', r'.pwconv\1.')], [(r'^head\.fc\.', 'head.')]),
+    'official': ('stages.0.0.dwconv.weight', [], [(r'^head\.fc\.', 'head.')]),
+}
+HARMLESS = ('decoder.*', 'mask_token', 'proj.*', 'pred.*')  # FCMAE leftovers (+ norm/head into a headless model)
+
+
+def pick_state_dict(ckpt: dict, key: str = 'auto') -> tuple[dict, str]:
+    """The state dict inside a checkpoint: key='auto' takes `state_dict`, `model` or `module` (or the dict itself);
+    key='ema' the EMA weights (official `model_ema`; mmengine's EMAHook already swaps them into `state_dict`)."""
+    if key == 'ema':
+        key = 'model_ema' if 'model_ema' in ckpt else 'state_dict' if 'ema_state_dict' in ckpt else 'model_ema'
+    if key == 'auto':
+        if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+            return ckpt, ''
+        key = next((k for k in ('state_dict', 'model', 'module') if isinstance(ckpt.get(k), dict)), None)
+        if key is None:
+            raise CheckpointError(f'no state dict found: top-level keys {sorted(map(str, ckpt))[:10]}; expected '
+                                  "'state_dict', 'model', 'module' or a dict of tensors")
+    if not isinstance(ckpt.get(key), dict):
+        raise CheckpointError(f'checkpoint has no {key!r} state dict; top-level keys: {sorted(map(str, ckpt))[:10]}')
+    return ckpt[key], key
+
+
+def detect(sd: dict) -> tuple[str, str]:
+    """(format name, prefix of the backbone keys) from the one distinctive key each format holds."""
+    for name, (sig, _, _) in FORMATS.items():
+        prefixes = sorted({k[:-len(sig)] for k in sd if k == sig or k.endswith('.' + sig)})
+        if len(prefixes) > 1:
+            raise CheckpointError(f'{name} checkpoint holds several backbones, under prefixes {prefixes}')
+        if prefixes:
+            return name, prefixes[0]
+    raise CheckpointError(f'unknown checkpoint format: no key ends with any of {[f[0] for f in FORMATS.values()]}; '
+                          f'first keys: {list(sd)[:8]}')
+
+
+def _rename(key: str, rules) -> str:
+    for pattern, repl in rules:
+        key = re.sub(pattern, repl, key)
+    return key
+
+
+def _one_dim(key: str, v: torch.Tensor) -> int:
+    """Element count of a tensor that has at most one dimension > 1 (GRN γ/β, biases), else a CheckpointError."""
+    if sum(d != 1 for d in v.shape) > 1:
+        raise CheckpointError(f'{key}: shape {tuple(v.shape)} is not a vector; expected one non-unit dimension')
+    return v.numel()
+
+
+def _fix_shape(key: str, v: torch.Tensor) -> tuple[str, torch.Tensor]:
+    """Our (official dense) tensor layout: MinkowskiEngine kernels, 1×1-conv MLPs, GRN and bias shapes."""
+    if key.endswith('.kernel'):  # MinkowskiEngine: kernel offset k = h + ks*w (the official remap_checkpoint_keys)
+        ks = math.isqrt(v.shape[0])
+        if ks * ks != v.shape[0] or v.dim() not in (2, 3):
+            raise CheckpointError(f'{key}: MinkowskiEngine kernel of shape {tuple(v.shape)}; expected (ks*ks, C) or '
+                                  '(ks*ks, C_in, C_out)')
+        if v.dim() == 2:  # depthwise (ks*ks, C) -> (C, 1, ks, ks)
+            v = v.reshape(ks, ks, -1).permute(2, 1, 0).unsqueeze(1)  # axes (w, h, C) -> (C, h, w)
+        else:  # (ks*ks, C_in, C_out) -> (C_out, C_in, ks, ks)
+            v = v.reshape(ks, ks, *v.shape[1:]).permute(3, 2, 1, 0)  # axes (w, h, in, out) -> (out, in, h, w)
+        return key[:-len('kernel')] + 'weight', v.contiguous()
+    if key.endswith(('.grn.gamma', '.grn.beta')):
+        return key, v.reshape(1, 1, 1, _one_dim(key, v))
+    if key.endswith('.bias') and v.dim() != 1:
+        return key, v.reshape(_one_dim(key, v))
+    if re.search(r'\.pwconv\d\.weight$', key) and v.dim() == 4 and v.shape[2:] == (1, 1):
+        return key, v.flatten(1)  # 1×1 conv (out, in, 1, 1) -> linear (out, in)
+    return key, v
+
+
+def block_depths(sd: dict) -> tuple[int, ...]:
+    """Blocks per stage, counted from `stages.s.j.` keys."""
+    found = [0, 0, 0, 0]
+    for k in sd:
+        m = re.match(r'stages\.(\d)\.(\d+)\.', k)
+        if m and int(m[1]) < 4:
+            found[int(m[1])] = max(found[int(m[1])], int(m[2]) + 1)
+    return tuple(found)
+
+
+def convert(ckpt: dict, depths=None, key: str = 'auto') -> tuple[dict, str, list]:
+    """Any supported checkpoint (or state dict) -> (our state dict, format name, dropped source keys)."""
+    sd, container = pick_state_dict(ckpt, key)
+    sd = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in sd.items()}  # DDP / EMA wrappers
+    fmt, prefix = detect(sd)
+    _, rules, outer_rules = FORMATS[fmt]
+    out, dropped = {}, []
+    for k, v in sd.items():
+        if k.startswith(prefix):
+            new = _rename(k[len(prefix):], rules)
+        else:
+            new = _rename(k, outer_rules)
+            if new == k and not re.match(r'(norm|head)\.', k):  # not a head: a decoder, neck, ... of another model
+                dropped.append(k)
+                continue
+        if isinstance(v, torch.Tensor):
+            new, v = _fix_shape(new, v)
+            out[new] = v
+        else:
+            dropped.append(k)  # a non-tensor entry cannot be a weight
+    if fmt == 'mmpretrain' and 'norm3.weight' in out and 'norm0.weight' not in out:
+        out['norm.weight'], out['norm.bias'] = out.pop('norm3.weight'), out.pop('norm3.bias')  # pooled final norm
+    if fmt == 'official' and (prefix or container == 'state_dict'):
+        fmt = 'ours'
+    if depths is not None and block_depths(out) != tuple(depths):
+        found = block_depths(out)
+        s = next(i for i in range(4) if found[i] != depths[i])
+        raise CheckpointError(f'{fmt} checkpoint has {found[s]} blocks in stages.{s} (blocks per stage {found}); the '
+                              f'model expects {tuple(depths)}: a checkpoint of another variant?')
+    return out, fmt, dropped
+
+
+# ------------------------------------------------------------------------------------------------------ strict load
+def _matches(key: str, patterns) -> bool:
+    return any(fnmatch.fnmatchcase(key, p) for p in patterns)
+
+
+def _listing(title: str, items: list) -> str:
+    more = f', ... (+{len(items) - 10} more)' if len(items) > 10 else ''
+    return f'{len(items)} {title}: ' + ', '.join(items[:10]) + more
+
+
+def load_pretrained(model, path_or_state_dict, may_lack=None, may_leave=None, strict: bool = True,
+                    key: str = 'auto', trusted: bool = False) -> dict:
+    """Convert, then fill every parameter/buffer of `model` except `model.new_keys()` (+ may_lack); leftovers may only
+    be known-harmless ones (+ may_leave). Anything else raises CheckpointError (strict) listing keys and shapes."""
+    src = path_or_state_dict
+    name = os.fspath(src) if isinstance(src, (str, os.PathLike)) else 'state dict'
+    ckpt = safe_load(src, trusted) if isinstance(src, (str, os.PathLike)) else src
+    try:
+        sd, fmt, dropped = convert(ckpt, getattr(model, 'depths', None) if strict else None, key)
+    except CheckpointError as e:
+        raise CheckpointError(f'{name}: {e}') from None
+    own = model.state_dict()
+    lack_ok = tuple(model.new_keys()) + tuple(may_lack or ())
+    leave_ok = HARMLESS + tuple(may_leave or ()) + (() if 'head.weight' in own else ('norm.*', 'head.*'))
+    wrong = [k for k in own if k in sd and sd[k].shape != own[k].shape]
+    missing = [k for k in own if k not in sd or k in wrong]
+    leftovers = [k for k in sd if k not in own] + dropped
+    bad_missing = [k for k in missing if not _matches(k, lack_ok)]
+    bad_left = [k for k in leftovers if not _matches(k, leave_ok)]
+    errors = [_listing(f'model keys missing from the {fmt} checkpoint', [k for k in bad_missing if k not in wrong]),
+              _listing('shape mismatches (model vs checkpoint)',
+                       [f'{k} {tuple(own[k].shape)} vs {tuple(sd[k].shape)}' for k in wrong if k in bad_missing]),
+              _listing('unexpected checkpoint keys', bad_left)]
+    errors = [e for e in errors if not e.startswith('0 ')]
+    if errors and strict:
+        raise CheckpointError(f'{name} ({fmt}) does not fit {type(model).__name__}'
+                              f'(depths={getattr(model, "depths", "?")}, dims={getattr(model, "dims", "?")}): '
+                              + '; '.join(errors))
+    model.load_state_dict({k: v for k, v in sd.items() if k in own and k not in wrong}, strict=False)
+    report = dict(format=fmt, loaded=len(own) - len(missing), absent=missing, dropped=leftovers, errors=errors)
+    print_log(f'loaded {name} ({fmt}): {report["loaded"]}/{len(own)} tensors; absent as expected: '
+              f'{sorted({k.split(".")[0] for k in missing}) or "none"}'
+              + (f' ({len(wrong)} of other shape: {wrong[:4]})' if wrong else '')
+              + f'; dropped {len(leftovers)} leftovers'
+              + (f'; IGNORED (strict=False): {"; ".join(errors)}' if errors else ''), logger='current')
+    return report
+
+
+def infer_arch(sd: dict):
+    """A VARIANTS name (or dict(depths, dims)) from our state dict's block counts and widths."""
+    from .convnextv2 import VARIANTS
+    depths = block_depths(sd)
+    dims = tuple(sd[f'stages.{i}.0.dwconv.weight'].shape[0] for i in range(4) if depths[i])
+    arch = next((n for n, v in VARIANTS.items() if v['depths'] == depths and v['dims'] == dims), None)
+    return arch or dict(depths=depths, dims=dims)

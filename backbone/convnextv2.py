@@ -1,0 +1,193 @@
+"""ConvNeXt V2 (arXiv 2301.00808): GRN (§4), the paper block, and one backbone for classification and dense prediction.
+
+Parameter names follow the official code (`downsample_layers`, `stages`, `dwconv`, `pwconv1`, `grn.gamma`, ...) so
+that official checkpoints are the loader's identity case and layer-decay rules read the names directly.
+"""
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from timm.layers import DropPath, trunc_normal_
+from torch.utils.checkpoint import checkpoint
+
+VARIANTS = {  # the paper's eight sizes (RECIPES.md); FCMAE, configs and tests all read this table
+    'atto': dict(depths=(2, 2, 6, 2), dims=(40, 80, 160, 320)),
+    'femto': dict(depths=(2, 2, 6, 2), dims=(48, 96, 192, 384)),
+    'pico': dict(depths=(2, 2, 6, 2), dims=(64, 128, 256, 512)),
+    'nano': dict(depths=(2, 2, 8, 2), dims=(80, 160, 320, 640)),
+    'tiny': dict(depths=(3, 3, 9, 3), dims=(96, 192, 384, 768)),
+    'base': dict(depths=(3, 3, 27, 3), dims=(128, 256, 512, 1024)),
+    'large': dict(depths=(3, 3, 27, 3), dims=(192, 384, 768, 1536)),
+    'huge': dict(depths=(3, 3, 27, 3), dims=(352, 704, 1408, 2816)),
+}
+
+
+def arch_settings(arch: str | dict) -> dict:
+    """Depths and dims of a variant name, or a dict(depths=..., dims=...) for a custom size."""
+    if isinstance(arch, dict):
+        return dict(depths=tuple(arch['depths']), dims=tuple(arch['dims']))
+    if arch not in VARIANTS:
+        raise KeyError(f'unknown ConvNeXt V2 arch {arch!r}; expected one of {list(VARIANTS)}')
+    return VARIANTS[arch]
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an (N, C, H, W) tensor (stem, downsamplers, output norms)."""
+
+    def __init__(self, num_channels: int, eps: float = 1e-6):
+        super().__init__(num_channels, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class GRN(nn.Module):
+    """Global Response Normalization (§4): x + γ·(x·Nx) + β, Nx = ‖x‖_HW / mean_C ‖x‖_HW, on (N, H, W, C) input."""
+
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.zeros(1, 1, 1, dim))  # zero γ, β: GRN starts as the identity
+        self.beta = nn.Parameter(torch.zeros(1, 1, 1, dim))
+        self.eps = eps
+
+    def response(self, gx: torch.Tensor) -> torch.Tensor:
+        """Divisive normalisation of per-channel L2 norms gx (N, 1, 1, C), in float32 or wider."""
+        return gx / (gx.mean(dim=-1, keepdim=True) + self.eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # sum of squares in float32: a half-precision sum overflows for large activations
+        gx = torch.linalg.vector_norm(x, dim=(1, 2), keepdim=True, dtype=torch.promote_types(x.dtype, torch.float32))
+        return self.apply_response(x, self.response(gx))
+
+    def apply_response(self, x: torch.Tensor, nx: torch.Tensor) -> torch.Tensor:
+        # x·(1 + γ·Nx) + β: one pass over the large tensor instead of three
+        return torch.addcmul(self.beta.to(x.dtype), x, (self.gamma * nx + 1).to(x.dtype))
+
+
+class Block(nn.Module):
+    """The ConvNeXt V2 block: dwconv 7×7 → LN → Linear d→4d → GELU → GRN → Linear 4d→d → drop path → residual."""
+
+    def __init__(self, dim: int, drop_path: float = 0.):
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, kernel_size=7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1 = nn.Linear(dim, 4 * dim)
+        self.act = nn.GELU()
+        self.grn = GRN(4 * dim)
+        self.pwconv2 = nn.Linear(4 * dim, dim)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def mlp(self, x: torch.Tensor) -> torch.Tensor:
+        """The per-position part of the block, on (..., C) channels-last input."""
+        return self.pwconv2(self.grn(self.act(self.pwconv1(self.norm(x)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dwconv(x).permute(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C)
+        y = self.mlp(y).permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+        return x + self.drop_path(y)
+
+
+class ConvNeXtV2(BaseModule):
+    """ConvNeXt V2 backbone: a tuple of normed stage features (detection, segmentation) or, with
+    `num_classes > 0`, logits from global pool → LayerNorm → Linear (ImageNet fine-tuning).
+
+    Args:
+        arch: a name in VARIANTS or dict(depths=..., dims=...).
+        out_indices: stages whose features are returned; each gets a channels-first LayerNorm `norm{i}`.
+        frozen_stages: freeze the stem and stages 0..frozen_stages-1 (kept in eval mode); -1 freezes nothing.
+        with_cp: activation checkpointing per block, to trade compute for memory on the big variants.
+        head_init_scale: multiplies the initial head weights (the paper uses 0.001 when fine-tuning FCMAE weights).
+        init_cfg: dict(type='Pretrained', checkpoint=PATH) loads any format backbone.checkpoint reads, strictly.
+    """
+
+    def __init__(self, arch: str | dict = 'tiny', in_channels: int = 3, drop_path_rate: float = 0.,
+                 out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1, with_cp: bool = False,
+                 num_classes: int = 0, head_init_scale: float = 1., init_cfg: dict | None = None):
+        super().__init__(init_cfg=init_cfg)
+        settings = arch_settings(arch)
+        self.arch, self.depths, self.dims = arch, settings['depths'], settings['dims']
+        self.out_indices = tuple(i % 4 for i in out_indices)
+        self.frozen_stages, self.with_cp = frozen_stages, with_cp
+        self.num_classes, self.head_init_scale = num_classes, head_init_scale
+
+        dims = self.dims
+        self.downsample_layers = nn.ModuleList([nn.Sequential(
+            nn.Conv2d(in_channels, dims[0], kernel_size=4, stride=4), LayerNorm2d(dims[0]))])
+        for i in range(3):
+            self.downsample_layers.append(nn.Sequential(
+                LayerNorm2d(dims[i]), nn.Conv2d(dims[i], dims[i + 1], kernel_size=2, stride=2)))
+        n = sum(self.depths)  # stochastic depth grows linearly from 0 to drop_path_rate
+        rates = [drop_path_rate * k / max(n - 1, 1) for k in range(n)]
+        self.stages = nn.ModuleList()
+        for i, depth in enumerate(self.depths):
+            first = sum(self.depths[:i])
+            self.stages.append(nn.Sequential(*[Block(dims[i], rates[first + j]) for j in range(depth)]))
+
+        if num_classes > 0:
+            self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
+            self.head = nn.Linear(dims[-1], num_classes)
+        else:
+            for i in self.out_indices:
+                self.add_module(f'norm{i}', LayerNorm2d(dims[i]))
+        self._init_fresh()
+        self._freeze_stages()
+
+    def new_keys(self) -> tuple[str, ...]:
+        """Patterns of parameters that pretrained checkpoints of other stages are not expected to hold."""
+        if self.num_classes > 0:
+            return ('norm.*', 'head.*')
+        return tuple(f'norm{i}.*' for i in self.out_indices)
+
+    def _init_fresh(self):
+        """trunc-normal(.02) conv/linear weights, zero biases (official init); GRN starts at zero."""
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                trunc_normal_(m.weight, std=.02)
+                nn.init.zeros_(m.bias)
+        if self.num_classes > 0:
+            self.head.weight.data.mul_(self.head_init_scale)
+            self.head.bias.data.mul_(self.head_init_scale)
+
+    def init_weights(self):
+        """Fresh init, or a strict load of `init_cfg.checkpoint` in any format the suite reads."""
+        if self.init_cfg and self.init_cfg.get('type') == 'Pretrained':
+            from .checkpoint import load_pretrained
+            load_pretrained(self, self.init_cfg['checkpoint'])
+        else:
+            self._init_fresh()
+        self._freeze_stages()
+
+    def _freeze_stages(self):
+        for i in range(max(self.frozen_stages, 0)):
+            for module in (self.downsample_layers[i], self.stages[i]):
+                module.eval()
+                for p in module.parameters():
+                    p.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        return self
+
+    def forward_stage(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        x = self.downsample_layers[i](x)
+        for block in self.stages[i]:
+            if self.with_cp and self.training and x.requires_grad:
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return x
+
+    def forward(self, x: torch.Tensor):
+        outs = []
+        for i in range(4):
+            x = self.forward_stage(i, x)
+            if self.num_classes == 0 and i in self.out_indices:
+                outs.append(getattr(self, f'norm{i}')(x))
+        if self.num_classes > 0:
+            return self.head(self.norm(x.mean(dim=(-2, -1))))  # global average pool (N, C, H, W) -> (N, C)
+        return tuple(outs)
