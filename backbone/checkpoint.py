@@ -109,7 +109,7 @@ FORMATS = {
         (r'\.depthwise_conv\.', '.dwconv.'), (r'\.pointwise_conv(\d)\.', r'.pwconv\1.')], [(r'^head\.fc\.', 'head.')]),
     'official': ('stages.0.0.dwconv.weight', [], [(r'^head\.fc\.', 'head.')]),
 }
-HARMLESS = ('decoder.*', 'mask_token', 'proj.*', 'pred.*')  # FCMAE leftovers (+ norm/head into a headless model)
+HARMLESS = ('decoder.*', 'mask_token', 'proj.*', 'pred.*', 'steps')  # FCMAE leftovers, EMAHook's counter (+ norm/head into a headless model)
 
 
 def pick_state_dict(ckpt: dict, key: str = 'auto') -> tuple[dict, str]:

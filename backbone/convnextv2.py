@@ -183,6 +183,8 @@ class ConvNeXtV2(BaseModule):
         return x
 
     def forward(self, x: torch.Tensor):
+        # channels-last memory: each block's (N, C, H, W) -> (N, H, W, C) permute is then free, not a copy
+        x = x.contiguous(memory_format=torch.channels_last)
         outs = []
         for i in range(4):
             x = self.forward_stage(i, x)

@@ -1,0 +1,50 @@
+# FCMAE pre-training on ImageNet-1K (ConvNeXt V2 paper §3, appendix A.1; RECIPES.md "FCMAE pre-training").
+# Leaves state the size: model = dict(arch=...). Launch with tools/pretrain.sh (auto-resume) or tools/train.py.
+custom_imports = dict(imports=['backbone', 'pretrain'], allow_failed_imports=False)
+default_scope = 'mmengine'  # everything here lives in mmengine's root registries
+
+data_root = 'data/imagenet/'  # ImageNet-style folder: train/<class>/*.JPEG
+img_size = 224
+gpus, batch_per_gpu, accumulative_counts = 8, 64, 8  # official single-node command: 8 GPUs × 64, update_freq 8
+batch = gpus * batch_per_gpu * accumulative_counts  # 4096 effective; change accumulative_counts with the GPU count
+blr = 1.5e-4
+lr = blr * batch / 256  # linear scaling rule: 1.5e-4 · 4096 / 256 = 2.4e-3
+epochs = 800  # the paper's default; 1600 for the long schedule: --cfg-options train_cfg.max_epochs=1600
+warmup_epochs = 40
+
+model = dict(type='FCMAE', arch='base', patch_size=32, mask_ratio=0.6, decoder_depth=1, decoder_embed_dim=512,
+             norm_pix_loss=True)
+pretrained_key = 'model.init_cfg'  # tools/train.py --pretrained: continue pre-training from FCMAE weights
+
+train_dataloader = dict(
+    batch_size=batch_per_gpu, num_workers=10, persistent_workers=True, pin_memory=True, drop_last=True,
+    sampler=dict(type='DefaultSampler', shuffle=True), collate_fn=dict(type='default_collate'),
+    dataset=dict(type='ImageFolderDataset', data_root=data_root, split='train',
+                 pipeline=dict(type='fcmae', size=img_size, scale=(0.2, 1.0))))
+
+# fp32 as the official code; bf16: --cfg-options optim_wrapper.type=AmpOptimWrapper optim_wrapper.dtype=bfloat16
+optim_wrapper = dict(
+    type='OptimWrapper', accumulative_counts=accumulative_counts,
+    optimizer=dict(type='AdamW', lr=lr, betas=(0.9, 0.95), weight_decay=0.05),
+    constructor='ConvNeXtV2LayerDecayConstructor',
+    paramwise_cfg=dict(decay_rate=1.0, decay_type='single'))  # no layer decay; GRN γ/β, biases, 1-D: no wd
+param_scheduler = [  # per-iteration linear warm-up from ~0, then cosine to 0 at the last epoch (train_cfg)
+    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=warmup_epochs, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min=0., by_epoch=True, begin=warmup_epochs, convert_to_iter_based=True)]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs)
+
+default_hooks = dict(
+    runtime_info=dict(type='RuntimeInfoHook'),
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_last=True),  # every epoch: resumable
+    sampler_seed=dict(type='DistSamplerSeedHook'))
+custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='SkippedImagesHook')]
+env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
+randomness = dict(seed=0, diff_rank_seed=True)  # official: seed + rank
+visualizer = dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')])
+log_processor = dict(by_epoch=True, window_size=50)
+log_level = 'INFO'
+load_from = None
+resume = False

@@ -1,0 +1,69 @@
+# ImageNet-1K fine-tuning from FCMAE weights (ConvNeXt V2 paper §5.1, appendix A.2; RECIPES.md "ImageNet-1K
+# fine-tuning"; official TRAINING.md commands). Values here are the Base recipe; leaves state what their size changes.
+# Launch: tools/finetune.sh CONFIG GPUS --pretrained FCMAE_CKPT (sets model.backbone.init_cfg).
+custom_imports = dict(imports=['backbone', 'pretrain'], allow_failed_imports=False)
+default_scope = 'mmengine'  # everything here lives in mmengine's root registries
+
+data_root = 'data/imagenet/'  # ImageNet-style folder: {train,val}/<class>/*.JPEG, the same classes in both
+img_size = 224
+num_classes = 1000
+gpus, batch_per_gpu, accumulative_counts = 8, 32, 4  # official single-node command: 8 GPUs × 32, update_freq 4
+batch = gpus * batch_per_gpu * accumulative_counts  # 1024 effective; change accumulative_counts with the GPU count
+blr = 6.25e-4  # TRAINING.md (the paper text says 6.25e-3)
+lr = blr * batch / 256  # linear scaling rule
+warmup_epochs, epochs = 20, 100
+
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='ConvNeXtV2', arch='base', num_classes=num_classes, drop_path_rate=0.1,
+                  head_init_scale=0.001),  # head weights × 0.001 when starting from FCMAE weights
+    mixup=dict(mixup_alpha=0.8, cutmix_alpha=1.0, prob=1.0, switch_prob=0.5, mode='batch'),
+    label_smoothing=0.1)
+
+train_dataloader = dict(
+    batch_size=batch_per_gpu, num_workers=10, persistent_workers=True, pin_memory=True,
+    drop_last=True,  # timm's batch mixup needs even batches
+    sampler=dict(type='DefaultSampler', shuffle=True), collate_fn=dict(type='default_collate'),
+    dataset=dict(type='ImageFolderDataset', data_root=data_root, split='train',
+                 pipeline=dict(type='finetune', size=img_size, auto_augment='rand-m9-mstd0.5-inc1', re_prob=0.25)))
+val_dataloader = dict(
+    batch_size=64, num_workers=10, persistent_workers=True, pin_memory=True, drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False), collate_fn=dict(type='default_collate'),
+    dataset=dict(type='ImageFolderDataset', data_root=data_root, split='val',
+                 pipeline=dict(type='eval', size=img_size)))  # resize 256/224 of the crop, center crop
+test_dataloader = val_dataloader
+val_evaluator = dict(type='TopKAccuracy', topk=(1, 5))
+test_evaluator = val_evaluator
+
+optim_wrapper = dict(
+    type='AmpOptimWrapper', accumulative_counts=accumulative_counts,  # AMP (fp16, dynamic loss scale) as --use_amp
+    optimizer=dict(type='AdamW', lr=lr, weight_decay=0.05),
+    constructor='ConvNeXtV2LayerDecayConstructor',
+    paramwise_cfg=dict(decay_rate=0.6, decay_type='group'))  # GRN γ/β, biases, 1-D tensors: no weight decay
+param_scheduler = [  # per-iteration linear warm-up, then cosine to 0 at the last epoch (train_cfg)
+    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=warmup_epochs, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min=0., by_epoch=True, begin=warmup_epochs, convert_to_iter_based=True)]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs, val_interval=1)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+
+default_hooks = dict(
+    runtime_info=dict(type='RuntimeInfoHook'),
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_last=True,
+                    save_best='accuracy/top1', rule='greater'),  # best and last; both hold EMA and raw weights
+    sampler_seed=dict(type='DistSamplerSeedHook'))
+custom_hooks = [
+    # EMA 0.9999 per optimizer step (timm ModelEma in the official code): one update every accumulative_counts
+    # iterations. Validation uses the EMA weights; checkpoints hold them in `state_dict`, raw ones in `ema_state_dict`.
+    dict(type='EMAHook', momentum=1e-4, interval=accumulative_counts, priority='ABOVE_NORMAL'),
+    dict(type='NonFiniteLossHook'), dict(type='SkippedImagesHook')]
+env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
+randomness = dict(seed=0, diff_rank_seed=True)  # official: seed + rank
+visualizer = dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')])
+log_processor = dict(by_epoch=True, window_size=50)
+log_level = 'INFO'
+load_from = None
+resume = False

@@ -1,0 +1,119 @@
+"""ImageNet-style folders for FCMAE pre-training (§3) and ImageNet fine-tuning (§5.1), with the paper's transforms.
+
+Samples are dict(inputs=tensor, data_samples=label) so mmengine's `default_collate` stacks them. FCMAE inputs are
+uint8 (the model's data preprocessor normalises); fine-tuning inputs come normalised from timm (random erasing acts
+on normalised pixels). Mixup/cutmix act on batches, so they live in `ImageClassifier`, not here.
+"""
+import logging
+import os
+from pathlib import Path
+
+import torch
+import torchvision.transforms as T
+from mmengine.logging import print_log
+from mmengine.registry import DATASETS
+from PIL import Image
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.tif', '.tiff', '.webp')
+BICUBIC = T.InterpolationMode.BICUBIC
+
+
+def fcmae_transform(size: int = 224, scale=(0.2, 1.0)) -> T.Compose:
+    """RandomResizedCrop(scale 0.2–1, bicubic) + horizontal flip only (paper A.1); uint8 (C, H, W) output."""
+    return T.Compose([T.RandomResizedCrop(size, scale=tuple(scale), interpolation=BICUBIC),
+                      T.RandomHorizontalFlip(), T.PILToTensor()])
+
+
+def finetune_transform(size: int = 224, auto_augment: str = 'rand-m9-mstd0.5-inc1', re_prob: float = 0.25,
+                       color_jitter: float = 0.4):
+    """timm's training transform with the official fine-tuning arguments (RandAug (9, 0.5), random erasing 0.25 in
+    'pixel' mode; colour jitter is ignored by timm once RandAugment is on)."""
+    return create_transform(input_size=size, is_training=True, color_jitter=color_jitter, auto_augment=auto_augment,
+                            interpolation='bicubic', re_prob=re_prob, re_mode='pixel', re_count=1,
+                            mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD)
+
+
+def eval_transform(size: int = 224, crop_pct: float | None = None) -> T.Compose:
+    """Resize to size / crop_pct (crop_pct 224/256) and center-crop below 384 px; squash to size×size at ≥ 384,
+    as the official build_transform."""
+    if size >= 384:
+        resize = [T.Resize((size, size), interpolation=BICUBIC)]
+    else:
+        resize = [T.Resize(int(size / (crop_pct or 224 / 256)), interpolation=BICUBIC), T.CenterCrop(size)]
+    return T.Compose(resize + [T.ToTensor(), T.Normalize(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)])
+
+
+TRANSFORMS = dict(fcmae=fcmae_transform, finetune=finetune_transform, eval=eval_transform)
+
+
+def build_transform(cfg: dict):
+    """dict(type='fcmae' | 'finetune' | 'eval', size=..., ...) -> a callable on PIL images."""
+    cfg = dict(cfg)
+    kind = cfg.pop('type')
+    if kind not in TRANSFORMS:
+        raise KeyError(f'pipeline type {kind!r}; expected one of {list(TRANSFORMS)}')
+    return TRANSFORMS[kind](**cfg)
+
+
+def list_classes(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f'{folder}: no such folder; expected an ImageNet-style <data_root>/<split>/<class>/')
+    return sorted(d.name for d in os.scandir(folder) if d.is_dir())
+
+
+@DATASETS.register_module()
+class ImageFolderDataset(torch.utils.data.Dataset):
+    """`<data_root>/<split>/<class>/<image>` with labels from an explicit class list: `classes` (a list or a file of
+    names, one a line), else the class folders of `reference_split` (train), so val labels always match train's.
+
+    An unreadable image is skipped with a warning naming it and counted in `skipped` (shared with loader workers;
+    `SkippedImagesHook` logs it), so one bad file cannot end a run hours in; the next readable image stands in.
+    """
+
+    def __init__(self, data_root: str, split: str = 'train', pipeline: dict = dict(type='fcmae'),
+                 classes: list | str | None = None, reference_split: str = 'train'):
+        self.root = Path(data_root) / split
+        found = list_classes(self.root)
+        source = 'the class list'
+        if classes is None:
+            ref = Path(data_root) / reference_split
+            classes, source = (list_classes(ref), f'{ref}') if ref.is_dir() else (found, f'{self.root}')
+        elif isinstance(classes, (str, os.PathLike)):
+            source = f'{classes}'
+            classes = [c.strip() for c in Path(classes).read_text().splitlines() if c.strip()]
+        missing, extra = sorted(set(classes) - set(found)), sorted(set(found) - set(classes))
+        if missing or extra:
+            raise ValueError(f'class folders of {self.root} differ from {source}: missing {missing[:10]} '
+                             f'({len(missing)}), extra {extra[:10]} ({len(extra)})')
+        self.classes = list(classes)
+        self.samples = []
+        for label, name in enumerate(self.classes):
+            files = sorted(f.path for f in os.scandir(self.root / name)
+                           if f.is_file() and f.name.lower().endswith(IMAGE_EXTENSIONS))
+            if not files:
+                raise ValueError(f'class folder {self.root / name} holds no images (extensions {IMAGE_EXTENSIONS})')
+            self.samples += [(f, label) for f in files]
+        self.transform = build_transform(pipeline)
+        self.skipped = torch.zeros((), dtype=torch.int64).share_memory_()  # seen by the main process from workers
+
+    @property
+    def metainfo(self) -> dict:
+        return dict(classes=tuple(self.classes))
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, idx: int) -> dict:
+        for step in range(len(self.samples)):
+            path, label = self.samples[(idx + step) % len(self.samples)]
+            try:
+                with Image.open(path) as img:
+                    img = img.convert('RGB')  # decodes fully: truncated or corrupt files fail here
+            except (OSError, ValueError, SyntaxError) as e:  # PIL.UnidentifiedImageError is an OSError
+                self.skipped += 1
+                print_log(f'skipped unreadable image {path} ({type(e).__name__}: {e}); skipped so far: '
+                          f'{int(self.skipped)}', logger='current', level=logging.WARNING)
+                continue
+            return dict(inputs=self.transform(img), data_samples=label)
+        raise RuntimeError(f'{self.root}: none of the {len(self.samples)} images is readable')
