@@ -1,0 +1,117 @@
+"""FCMAE, the fully convolutional masked autoencoder (ConvNeXt V2 paper §3): random 32-px patch masks, the masked
+ConvNeXt V2 encoder, a one-block ConvNeXt V2 decoder and the norm-pix MSE loss on masked patches."""
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModel
+from timm.layers import trunc_normal_
+
+from backbone.convnextv2 import Block
+from backbone.masked import PATCH, MaskedConvNeXtV2, check_image_size
+
+IMAGENET_PREPROCESSOR = dict(type='ImgDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+                             bgr_to_rgb=False)  # pretrain/data.py yields RGB uint8 CHW tensors (PIL decoding)
+
+
+class FCMAE(BaseModel):
+    """Masked encoder (`encoder.*` = `ConvNeXtV2` names) → 1×1 `proj` → `mask_token` at masked sites → `decoder`
+    blocks → 1×1 `pred` to patch²·3 pixels, as the official fcmae.py.
+
+    Args:
+        patch_size: the mask patch; must be 32, the encoder's stride, since the decoder predicts one patch per site.
+        mask_ratio: fraction of patches masked; each sample keeps int(L·(1 − mask_ratio)) patches.
+        grn_pooling, path: see `MaskedConvNeXtV2` ('sample' / 'batch'; 'visible' / 'dense' / 'minkowski').
+        init_cfg: dict(type='Pretrained', checkpoint=P) loads P into the encoder through backbone.checkpoint.
+    """
+
+    def __init__(self, arch: str | dict = 'atto', patch_size: int = 32, mask_ratio: float = 0.6,
+                 decoder_depth: int = 1, decoder_embed_dim: int = 512, norm_pix_loss: bool = True,
+                 grn_pooling: str = 'sample', path: str = 'visible', data_preprocessor: dict | nn.Module | None = None,
+                 init_cfg: dict | None = None, in_channels: int = 3):
+        super().__init__(data_preprocessor=IMAGENET_PREPROCESSOR if data_preprocessor is None else data_preprocessor)
+        if patch_size != PATCH:
+            raise ValueError(f'patch_size={patch_size}: FCMAE masks and predicts one patch per site of the last '
+                             f'stage, so it must equal the encoder stride {PATCH}')
+        if not 0 < mask_ratio < 1:
+            raise ValueError(f'mask_ratio={mask_ratio}: expected 0 < mask_ratio < 1 (the loss averages masked patches)')
+        self.patch_size, self.mask_ratio, self.norm_pix_loss = patch_size, mask_ratio, norm_pix_loss
+        self.in_channels = in_channels
+        self.encoder = MaskedConvNeXtV2(arch, in_channels, grn_pooling=grn_pooling, path=path, init_cfg=init_cfg)
+        self.proj = nn.Conv2d(self.encoder.dims[-1], decoder_embed_dim, kernel_size=1)
+        self.mask_token = nn.Parameter(torch.zeros(1, decoder_embed_dim, 1, 1))
+        self.decoder = nn.Sequential(*[Block(decoder_embed_dim) for _ in range(decoder_depth)])
+        self.pred = nn.Conv2d(decoder_embed_dim, patch_size ** 2 * in_channels, kernel_size=1)
+        self._init_decoder()
+
+    def _init_decoder(self):
+        """trunc-normal(.02) conv/linear weights and zero biases, mask token normal(.02), as the official code."""
+        for m in [self.proj, self.pred, *self.decoder.modules()]:
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                trunc_normal_(m.weight, std=.02)
+                nn.init.zeros_(m.bias)
+        nn.init.normal_(self.mask_token, std=.02)
+
+    def patchify(self, imgs: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, L, p·p·C), patches in row-major order, pixels ordered (row, col, channel)."""
+        n, c, _, _ = imgs.shape
+        h, w = check_image_size(imgs.shape)
+        p = self.patch_size
+        x = imgs.reshape(n, c, h, p, w, p).permute(0, 2, 4, 3, 5, 1)  # (N, h, w, p, p, C)
+        return x.reshape(n, h * w, p * p * c)
+
+    def unpatchify(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """(N, L, p·p·C) -> (N, C, h, w); h, w: the image size in pixels (the patch-grid size is accepted too)."""
+        p, (n, length, dim) = self.patch_size, x.shape
+        gh, gw = (h, w) if h * w == length else (h // p, w // p)
+        if gh * gw != length or dim % (p * p):
+            raise ValueError(f'unpatchify: {tuple(x.shape)} does not tile a {h}x{w} image with {p}-px patches')
+        x = x.reshape(n, gh, gw, p, p, dim // (p * p)).permute(0, 5, 1, 3, 2, 4)  # (N, C, h, p, w, p)
+        return x.reshape(n, -1, gh * p, gw * p)
+
+    def random_masking(self, n: int, h: int, w: int, device=None) -> torch.Tensor:
+        """A (N, h/32·w/32) float mask, 1 = masked, keeping int(L·(1 − mask_ratio)) random patches per sample."""
+        gh, gw = check_image_size((n, self.in_channels, h, w))
+        length = gh * gw
+        ids_shuffle = torch.argsort(torch.rand(n, length, device=device), dim=1)
+        mask = torch.ones(n, length, device=device)
+        mask[:, :int(length * (1 - self.mask_ratio))] = 0
+        return torch.gather(mask, 1, torch.argsort(ids_shuffle, dim=1))  # undo the shuffle
+
+    def forward_encoder(self, imgs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W), mask (N, L) -> (N, C_enc, H/32, W/32), zero at masked patches."""
+        return self.encoder(imgs, mask)
+
+    def forward_decoder(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Latent (N, C_enc, h, w) -> predicted pixels (N, p·p·3, h, w); masked sites start from the mask token."""
+        x = self.proj(x)
+        n, _, h, w = x.shape
+        mask = mask.reshape(n, 1, h, w).to(x.dtype)
+        x = x * (1 - mask) + self.mask_token.to(x.dtype) * mask
+        return self.pred(self.decoder(x))
+
+    def forward_loss(self, imgs: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """MSE to the (per-patch normalised) target pixels, averaged over masked patches only."""
+        if pred.dim() == 4:
+            pred = pred.flatten(2).transpose(1, 2)  # (N, p·p·3, h, w) -> (N, L, p·p·3)
+        target = self.patchify(imgs)
+        if self.norm_pix_loss:  # unbiased variance + 1e-6, as the official code
+            mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
+            target = (target - mean) / (var + 1e-6) ** .5
+        dtype = torch.promote_types(pred.dtype, torch.float32)  # bf16 predictions: loss in float32
+        loss = (pred.to(dtype) - target.to(dtype)).pow(2).mean(dim=-1)  # (N, L), loss per patch
+        mask = mask.reshape(loss.shape).to(loss.dtype)
+        return (loss * mask).sum() / mask.sum()
+
+    def forward(self, inputs: torch.Tensor | list, data_samples=None, mode: str = 'loss',
+                mask: torch.Tensor | None = None):
+        """mode 'loss': dict(loss=...); 'predict' / 'tensor': (pred (N, L, p·p·3), mask (N, L)). `mask` fixes the
+        mask (1 = masked) instead of drawing one."""
+        imgs = torch.stack(list(inputs)) if isinstance(inputs, (list, tuple)) else inputs
+        if mask is None:
+            mask = self.random_masking(imgs.shape[0], imgs.shape[-2], imgs.shape[-1], device=imgs.device)
+        mask = mask.reshape(imgs.shape[0], -1)
+        pred = self.forward_decoder(self.forward_encoder(imgs, mask), mask)
+        if mode == 'loss':
+            return dict(loss=self.forward_loss(imgs, pred, mask))
+        if mode in ('predict', 'tensor'):
+            return pred.flatten(2).transpose(1, 2), mask
+        raise ValueError(f'FCMAE.forward: mode={mode!r}, expected loss, predict or tensor')

@@ -1,0 +1,192 @@
+"""The masked FCMAE encoder equals a submanifold-sparse ConvNeXt V2 on the visible patches (DESIGN.md), both paths."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from backbone.checkpoint import load_pretrained
+from backbone.convnextv2 import ConvNeXtV2
+from backbone.masked import MaskedConvNeXtV2
+from pretrain.fcmae import FCMAE
+
+ARCH = dict(depths=(1, 1, 2, 1), dims=(8, 16, 32, 64))
+MASKS = {  # (2, 2·3) masks for 64×96 images, 1 = masked; every sample keeps the same number of patches
+    'half': [[1, 0, 1, 0, 1, 0], [0, 0, 1, 1, 0, 1]],
+    'all_but_one': [[1, 1, 1, 1, 0, 1], [0, 1, 1, 1, 1, 1]],
+    'last_row': [[0, 0, 0, 1, 1, 1], [1, 0, 1, 0, 1, 0]],
+    'none': [[0] * 6, [0] * 6],
+}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: threads only add spin-waiting, which on busy shared cores made these tests 20× slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def randomize(model: torch.nn.Module, seed: int = 0):
+    """Non-trivial values everywhere: zero GRN γ/β or unit LayerNorms would hide mistakes."""
+    g = torch.Generator().manual_seed(seed)
+    for name, p in model.named_parameters():
+        base = 1. if (name.endswith('weight') and p.dim() == 1) else 0.  # LayerNorm weights around 1
+        p.data = base + 0.3 * torch.randn(p.shape, generator=g, dtype=p.dtype)
+
+
+def neighbours(sites):
+    """(49, P) index of each site's 7×7 neighbours among the visible sites; P (one past the end) where masked."""
+    where = {s: k for k, s in enumerate(sites)}
+    return torch.tensor([[where.get((y + dy, x + dx), len(sites)) for y, x in sites]
+                         for dy in range(-3, 4) for dx in range(-3, 4)])
+
+
+def sparse_dwconv(x, nbrs, weight, bias):
+    """Submanifold depthwise conv: each visible site sums its visible 7×7 neighbours only. x (P, C)."""
+    padded = torch.cat([x, x.new_zeros(1, x.shape[1])])  # row P: "no visible neighbour"
+    return bias + sum(padded[nbr] * weight[:, 0, k // 7, k % 7] for k, nbr in enumerate(nbrs))
+
+
+def reference_encoder(model: MaskedConvNeXtV2, imgs, mask, pooling):
+    """The encoder written from the definition, per sample on lists of visible sites, with no dense masking."""
+    n, _, height, width = imgs.shape
+    h, w = height // 32, width // 32
+    sites, feats = [], []
+    stem, stem_ln = model.downsample_layers[0]
+    for b in range(n):
+        cells = [(r, c) for r in range(h) for c in range(w) if mask[b][r * w + c] == 0]
+        sites.append([(8 * r + i, 8 * c + j) for r, c in cells for i in range(8) for j in range(8)])
+        patches = torch.stack([imgs[b, :, 4 * y:4 * y + 4, 4 * x:4 * x + 4] for y, x in sites[b]])
+        feats.append(F.layer_norm(torch.einsum('pchw,ochw->po', patches, stem.weight) + stem.bias, stem_ln.weight.shape,
+                                  stem_ln.weight, stem_ln.bias, 1e-6))
+    for i, stage in enumerate(model.stages):
+        if i > 0:
+            ln, conv = model.downsample_layers[i]
+            for b in range(n):
+                x = F.layer_norm(feats[b], ln.weight.shape, ln.weight, ln.bias, 1e-6)
+                where = {s: k for k, s in enumerate(sites[b])}
+                parents = sorted({(y // 2, x_ // 2) for y, x_ in sites[b]})
+                out = conv.bias.expand(len(parents), -1)
+                for dy in range(2):
+                    for dx in range(2):  # a KeyError here would mean a half-visible 2×2 cell
+                        child = torch.tensor([where[(2 * y + dy, 2 * x_ + dx)] for y, x_ in parents])
+                        out = out + x[child] @ conv.weight[:, :, dy, dx].T
+                sites[b], feats[b] = parents, out
+        nbrs = [neighbours(s) for s in sites]
+        for blk in stage:
+            ys = [blk.act(blk.pwconv1(blk.norm(sparse_dwconv(feats[b], nbrs[b], blk.dwconv.weight, blk.dwconv.bias))))
+                  for b in range(n)]
+            if pooling == 'sample':
+                gx = [y.pow(2).sum(0, keepdim=True).sqrt() for y in ys]
+            else:
+                gx = [torch.cat(ys).pow(2).sum(0, keepdim=True).sqrt()] * n
+            gamma, beta = blk.grn.gamma.reshape(-1), blk.grn.beta.reshape(-1)
+            ys = [gamma * (y * g / (g.mean() + 1e-6)) + beta + y for y, g in zip(ys, gx)]
+            feats = [f + blk.pwconv2(y) for f, y in zip(feats, ys)]
+    out = imgs.new_zeros(n, h, w, feats[0].shape[1])
+    for b in range(n):
+        rows, cols = zip(*sites[b])
+        out[b, torch.tensor(rows), torch.tensor(cols)] = feats[b]
+    return out.permute(0, 3, 1, 2)
+
+
+def outputs_and_grads(encoder, forward, imgs, weights):
+    """forward(image) and d(Σ forward(image)·weights)/d(image, encoder parameters)."""
+    imgs = imgs.detach().requires_grad_()
+    encoder.zero_grad()
+    out = forward(imgs)
+    (out * weights).sum().backward()
+    return [out.detach(), imgs.grad] + [p.grad.clone() for p in encoder.parameters()]
+
+
+@pytest.mark.parametrize('pooling', ['sample', 'batch'])
+@pytest.mark.parametrize('mask_name', list(MASKS))
+def test_dense_and_visible_equal_sparse_reference(pooling, mask_name):
+    torch.manual_seed(0)
+    model = MaskedConvNeXtV2(ARCH, grn_pooling=pooling).double()
+    randomize(model)
+    mask = torch.tensor(MASKS[mask_name], dtype=torch.float64)
+    imgs = torch.randn(2, 3, 64, 96, dtype=torch.float64)
+    weights = torch.randn(2, 64, 2, 3, dtype=torch.float64)
+    expected = outputs_and_grads(model, lambda x: reference_encoder(model, x, mask, pooling), imgs, weights)
+    assert expected[0].abs().max() > 0.1 and expected[1].abs().max() > 1e-3  # a non-trivial comparison
+    for path in ('dense', 'visible'):
+        model.path = path
+        got = outputs_and_grads(model, lambda x: model(x, mask), imgs, weights)
+        for name, a, b in zip(['output', 'image grad'] + [n for n, _ in model.named_parameters()], got, expected):
+            assert (a - b).abs().max() <= 1e-10, f'{path}: {name} differs by {(a - b).abs().max():.3g}'
+
+
+@pytest.mark.parametrize('path', ['dense', 'visible'])
+def test_masked_pixels_change_nothing_the_model_sees(path):
+    torch.manual_seed(0)
+    model = FCMAE(ARCH, decoder_embed_dim=16, path=path).eval()
+    randomize(model)
+    mask = torch.tensor(MASKS['last_row'])
+    imgs = torch.randn(2, 3, 64, 96)
+    changed = imgs + 5 * torch.randn_like(imgs) * (model.unpatchify(mask[..., None].expand(-1, -1, 3072), 64, 96))
+    assert (changed != imgs).sum() == 6 * 32 * 32 * 3  # only the pixels of the 6 masked patches moved
+    latent, pred = [], []
+    for x in (imgs, changed):
+        latent.append(model.forward_encoder(x, mask))
+        pred.append(model(x, mode='predict', mask=mask)[0])
+    assert torch.equal(latent[0], latent[1]) and torch.equal(pred[0], pred[1])
+    # the loss moves only through the target pixels of masked patches, never through the prediction
+    loss = model(changed, mode='loss', mask=mask)['loss']
+    assert torch.equal(loss, model.forward_loss(changed, pred[0], mask))
+
+
+@pytest.mark.parametrize('path', ['dense', 'visible'])
+def test_nothing_masked_equals_convnextv2(path):
+    torch.manual_seed(0)
+    encoder = MaskedConvNeXtV2(ARCH, path=path).double()
+    randomize(encoder)
+    dense = ConvNeXtV2(ARCH, out_indices=()).double()
+    dense.load_state_dict(encoder.state_dict(), strict=True)  # the very same parameter names
+    imgs = torch.randn(2, 3, 64, 96, dtype=torch.float64)
+    x = imgs
+    for i in range(4):
+        x = dense.forward_stage(i, x)
+    assert (encoder(imgs, torch.zeros(2, 6)) - x).abs().max() <= 1e-10
+
+
+def test_fcmae_parameter_names_and_loading_into_convnextv2():
+    model = FCMAE(ARCH, decoder_embed_dim=16, decoder_depth=2)
+    backbone = ConvNeXtV2(ARCH)
+    report = load_pretrained(backbone, dict(state_dict=model.state_dict(), meta={}))  # as mmengine's Runner saves
+    assert not report['errors'] and report['loaded'] == len(model.encoder.state_dict())
+    assert all(torch.equal(v, backbone.state_dict()[k]) for k, v in model.encoder.state_dict().items())
+    keys = list(model.state_dict())
+    encoder = [k[len('encoder.'):] for k in keys if k.startswith('encoder.')]
+    assert encoder == list(ConvNeXtV2(ARCH, out_indices=()).state_dict())
+    rest = {k.split('.')[0] for k in keys if not k.startswith('encoder.')}
+    assert rest == {'proj', 'mask_token', 'decoder', 'pred'}
+    assert model.mask_token.shape == (1, 16, 1, 1) and model.pred.weight.shape == (32 * 32 * 3, 16, 1, 1)
+    assert len(model.decoder) == 2
+
+
+@pytest.mark.parametrize('size', [(224, 224), (64, 96)])
+def test_random_masking_keeps_int_count(size):
+    model = FCMAE(ARCH, decoder_embed_dim=16)
+    mask = model.random_masking(64, *size)
+    length = (size[0] // 32) * (size[1] // 32)
+    assert mask.shape == (64, length)
+    assert (mask.sum(1) == length - int(length * 0.4)).all()  # 224: 19 of 49 kept (RECIPES.md)
+    assert len({tuple(m.tolist()) for m in mask}) > 1  # drawn per sample
+
+
+def test_bad_inputs_raise_clear_errors():
+    model = FCMAE(ARCH, decoder_embed_dim=16)
+    with pytest.raises(ValueError, match=r'\(1, 3, 64, 80\).*multiples of the 32'):
+        model(torch.zeros(1, 3, 64, 80))
+    with pytest.raises(ValueError, match='same number of visible patches'):
+        model.forward_encoder(torch.zeros(2, 3, 64, 64), torch.tensor([[0., 1, 1, 1], [0, 0, 1, 1]]))
+    with pytest.raises(ValueError, match=r'expected \(2, 4\)'):
+        model.forward_encoder(torch.zeros(2, 3, 64, 64), torch.zeros(2, 6))
+    with pytest.raises(ValueError, match='grn_pooling'):
+        FCMAE(ARCH, grn_pooling='channel')
+    try:
+        import MinkowskiEngine  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="path='minkowski' needs MinkowskiEngine"):
+            FCMAE(ARCH, path='minkowski')
