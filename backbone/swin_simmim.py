@@ -1,0 +1,90 @@
+"""mmdet's Swin Transformer initialised from SimMIM checkpoints, for the paper's Swin baselines (DESIGN.md Swin/SimMIM).
+
+Reads raw SimMIM checkpoints (`encoder.*` / `decoder.*` in the original Swin naming, a yacs config beside them) and
+already-converted ones (mmdet naming, optionally `backbone.`-prefixed), resizes relative-position tables when the
+window differs (SimMIM pretrains Swin-B with window 6, Swin-L with 12, at 192 px), then loads strictly. Imported
+only by the Swin configs (custom_imports), so `backbone` itself does not depend on mmdet.
+"""
+import fnmatch
+import math
+
+import torch
+import torch.nn.functional as F
+from mmdet.models.backbones.swin import SwinTransformer, swin_converter
+from mmengine.logging import print_log
+from mmengine.registry import MODELS
+
+from .checkpoint import CheckpointError, pick_state_dict, safe_load
+
+MAY_LACK = ('norm0.*', 'norm1.*', 'norm2.*', 'norm3.*')  # the detector's per-stage output norms are new
+MAY_LEAVE = ('norm.*', 'mask_token', 'decoder.*', 'head.*')  # SimMIM's final norm, mask token, decoder; a classifier
+BUFFERS = ('*relative_position_index', '*attn_mask')  # recomputed by the model for its own window size
+
+
+def _matches(key: str, patterns) -> bool:
+    return any(fnmatch.fnmatchcase(key, p) for p in patterns)
+
+
+def to_mmdet_keys(sd: dict) -> dict:
+    """Backbone keys in mmdet's Swin naming: strip `module.`, then `backbone.` (keeping only backbone keys of a
+    detector) or SimMIM's `encoder.` (before the converter, or it would skip every key), then convert `layers.*`."""
+    sd = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in sd.items()}
+    if any(k.startswith('backbone.') for k in sd):
+        sd = {k[len('backbone.'):]: v for k, v in sd.items() if k.startswith('backbone.')}
+    elif any(k.startswith('encoder.') for k in sd):
+        sd = {k[len('encoder.'):] if k.startswith('encoder.') else k: v for k, v in sd.items()}
+    if any(k.startswith('layers.') for k in sd):  # original Swin / SimMIM naming
+        sd = {k[len('backbone.'):]: v for k, v in swin_converter(sd).items()}
+    return {k: v for k, v in sd.items() if not _matches(k, BUFFERS)}
+
+
+def resize_table(table: torch.Tensor, length: int) -> torch.Tensor:
+    """Bicubic resize of a ((2w-1)^2, heads) relative-position bias table to `length` = (2w'-1)^2 rows."""
+    old, new = math.isqrt(table.shape[0]), math.isqrt(length)
+    grid = table.T.reshape(1, table.shape[1], old, old)  # (L, heads) -> (1, heads, 2w-1, 2w-1)
+    grid = F.interpolate(grid.float(), size=(new, new), mode='bicubic', align_corners=False)
+    return grid.reshape(table.shape[1], length).T.contiguous().to(table.dtype)
+
+
+class SimMIMSwinTransformer(SwinTransformer):
+    """mmdet's SwinTransformer whose `init_cfg=dict(type='Pretrained', checkpoint=P)` loads a SimMIM or converted
+    Swin checkpoint strictly: anything but the expected extras (MAY_LACK, MAY_LEAVE) raises CheckpointError."""
+
+    def init_weights(self):
+        if self.init_cfg and self.init_cfg.get('type') == 'Pretrained':
+            self.load_simmim(self.init_cfg['checkpoint'])
+        else:
+            super().init_weights()
+
+    def describe(self) -> str:
+        depths = tuple(len(stage.blocks) for stage in self.stages)
+        window = self.stages[0].blocks[0].attn.window_size
+        return f'{type(self).__name__}(embed_dims={self.num_features[0]}, depths={depths}, window_size={window})'
+
+    def load_simmim(self, path: str) -> dict:
+        sd, _ = pick_state_dict(safe_load(path))
+        sd = to_mmdet_keys(sd)
+        own = {k: v for k, v in self.state_dict().items() if not _matches(k, BUFFERS)}
+        resized = [k for k in own if 'relative_position_bias_table' in k and k in sd
+                   and sd[k].shape[1] == own[k].shape[1] and sd[k].shape[0] != own[k].shape[0]]
+        for k in resized:
+            sd[k] = resize_table(sd[k], own[k].shape[0])
+        wrong = [f'{k} {tuple(own[k].shape)} vs {tuple(sd[k].shape)}' for k in own if k in sd
+                 and sd[k].shape != own[k].shape]
+        missing = [k for k in own if k not in sd and not _matches(k, MAY_LACK)]
+        unexpected = [k for k in sd if k not in own and not _matches(k, MAY_LEAVE)]
+        problems = [f'{len(v)} {title}: {", ".join(v[:8])}' + (' ...' if len(v) > 8 else '')
+                    for title, v in (('model keys missing from the checkpoint', missing),
+                                     ('shape mismatches (model vs checkpoint)', wrong),
+                                     ('unexpected checkpoint keys', unexpected)) if v]
+        if problems:
+            raise CheckpointError(f'{path} does not fit {self.describe()}: ' + '; '.join(problems))
+        self.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=False)
+        print_log(f'loaded {path} into {self.describe()}: {sum(k in sd for k in own)}/{len(own)} tensors, '
+                  f'{len(resized)} relative-position tables resized', logger='current')
+        return dict(resized=resized, loaded=[k for k in own if k in sd])
+
+
+# registered here, not in backbone/__init__.py, so that only configs that import this module need mmdet;
+# a name no child registry holds, so mmdet's own SwinTransformer is never shadowed
+MODELS.register_module(name='SimMIMSwinTransformer', module=SimMIMSwinTransformer)

@@ -1,0 +1,19 @@
+"""ADE20K 512×512 data (mmseg's base) with the paper's multi-scale test (A.4): absolute scales
+[0.75, 0.875, 1.0, 1.125, 1.25] × 2048×512, horizontal flip optional (`tta_flip`, or tools/seg_eval.py --flip)."""
+_base_ = 'mmseg::_base_/datasets/ade20k.py'
+
+tta_scales = [0.75, 0.875, 1.0, 1.125, 1.25]  # multiples of the single-scale test size (2048, 512)
+tta_flip = False  # set in a leaf or --cfg-options; tools/seg_eval.py rebuilds the flip group from it (or --flip)
+img_ratios = None  # mmseg's relative ratios (0.5–1.75 of the raw image) are not used here
+tta_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            # fit inside an absolute box, like the 2048×512 single-scale Resize (V1's MultiScaleFlipAug img_ratios)
+            [dict(type='Resize', scale=(int(2048 * s), int(512 * s)), keep_ratio=True) for s in tta_scales],
+            [dict(type='RandomFlip', prob=p, direction='horizontal') for p in ((0., 1.) if tta_flip else (0.,))],
+            [dict(type='LoadAnnotations')],  # reduce_zero_label comes from ADE20KDataset
+            [dict(type='PackSegInputs')],
+        ])
+]

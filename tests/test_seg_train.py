@@ -1,0 +1,87 @@
+"""ADE20K end to end on generated data: tools/train.py trains UPerNet + ConvNeXt V2-atto two iterations, then
+tools/seg_eval.py runs the single-scale and multi-scale tests on that checkpoint with its classifier set to
+predict one class everywhere, so that mIoU / mAcc / aAcc and the per-class IoU follow by hand from the label PNGs."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import backbone  # noqa: F401  (torch.load allow-list for mmengine checkpoints)
+from tools import make_toy_data
+from tools.seg_eval import main as seg_eval
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG = osp.join(ROOT, 'seg_configs', 'upernet_cnx2_a.py')
+SCALES = [0.75, 0.875, 1.0, 1.125, 1.25]  # the paper's, here × (256, 64) instead of × (2048, 512) for speed
+FAST = ['model.decode_head.channels=16', 'model.auxiliary_head.channels=16', 'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False', 'model.test_cfg.crop_size=(64,64)', 'model.test_cfg.stride=(43,43)',
+        'test_dataloader.dataset.pipeline.1.scale=(256,64)'] + [
+    f'tta_pipeline.1.transforms.0.{i}.scale=({int(256 * s)},{int(64 * s)})' for i, s in enumerate(SCALES)]
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one thread is faster, and two cores shared by several test processes thrash with two."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def trained(tmp_path_factory):
+    """(data root, work dir) after 2 iterations of batch 2 on 64-px crops; validation off, 150 classes kept."""
+    tmp = tmp_path_factory.mktemp('seg')
+    data = make_toy_data.ade20k(tmp / 'ade', train_images=4, val_images=2, size=(128, 96))
+    opts = FAST + [f'data_root={data["root"]}', 'model.backbone.init_cfg=None', 'model.data_preprocessor.size=(64,64)',
+                   'train_dataloader.dataset.pipeline.2.scale=(256,64)',
+                   'train_dataloader.dataset.pipeline.3.crop_size=(64,64)', 'train_dataloader.num_workers=0',
+                   'train_dataloader.persistent_workers=False', 'train_cfg.max_iters=2',
+                   'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']
+    subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(tmp / 'work'), '--cfg-options',
+                    *opts], cwd=ROOT, check=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    return Path(data['root']), tmp / 'work'
+
+
+def one_class_checkpoint(src, dst, k: int):
+    """The trained checkpoint with UPerHead's classifier turned into the constant class k (zero weights)."""
+    ckpt = torch.load(src, map_location='cpu')  # weights-only, with backbone's allow-list for mmengine's extras
+    assert ckpt['meta']['iter'] == 2  # the two training iterations ran
+    sd = ckpt['state_dict']
+    sd['decode_head.conv_seg.weight'].zero_()
+    sd['decode_head.conv_seg.bias'].fill_(-10.)
+    sd['decode_head.conv_seg.bias'][k] = 10.
+    torch.save(ckpt, dst)
+
+
+def test_train_then_single_and_multi_scale_eval(trained, tmp_path, one_thread):
+    root, work = trained
+    labels = np.concatenate([np.asarray(Image.open(p)).ravel() for p in
+                             sorted((root / 'annotations' / 'validation').glob('*.png'))])
+    labels = labels[labels > 0].astype(int) - 1  # reduce_zero_label: ADE id 0 is ignored, 1..150 -> 0..149
+    counts = np.bincount(labels, minlength=150)
+    k, present = int(counts.argmax()), int((counts > 0).sum())
+    one_class_checkpoint(work / 'iter_2.pth', tmp_path / 'one_class.pth', k)
+    out = seg_eval([CONFIG, str(tmp_path / 'one_class.pth'), '--work-dir', str(tmp_path / 'eval'),
+                    '--show-dir', str(tmp_path / 'show'), '--json-out', str(tmp_path / 'res.json'),
+                    '--cfg-options', f'data_root={root}', *FAST])
+    assert json.loads((tmp_path / 'res.json').read_text()) == out
+    iou_k = counts[k] / counts.sum()  # prediction k everywhere: intersection n_k, union all labelled pixels
+    for mode in ('single_scale', 'multi_scale'):
+        res = out[mode]
+        assert res['aAcc'] == pytest.approx(round(100 * iou_k, 2), abs=0.01)
+        assert res['mIoU'] == pytest.approx(round(100 * iou_k / present, 2), abs=0.01)
+        assert res['mAcc'] == pytest.approx(round(100 / present, 2), abs=0.01)  # accuracy 1 for k, 0 for the others
+        per_class = list(res['per_class_IoU'].values())
+        assert len(per_class) == 150 and per_class[k] == pytest.approx(round(100 * iou_k, 2), abs=0.01)
+        assert [c for c, v in enumerate(per_class) if v is not None] == list(np.flatnonzero(counts))
+        assert len(list((tmp_path / 'show' / mode).rglob('*.png'))) == 2  # one painted prediction per val image
+    assert out['multi_scale']['scales'] == [[int(256 * s), int(64 * s)] for s in SCALES]
+    assert out['multi_scale']['flip'] is False  # flips: tests/test_seg_configs.py
