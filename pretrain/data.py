@@ -8,6 +8,7 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 import torchvision.transforms as T
 from mmengine.logging import print_log
@@ -54,6 +55,18 @@ def build_transform(cfg: dict):
     if kind not in TRANSFORMS:
         raise KeyError(f'pipeline type {kind!r}; expected one of {list(TRANSFORMS)}')
     return TRANSFORMS[kind](**cfg)
+
+
+def load_rgb(path: str) -> Image.Image:
+    """Decode fully to 8-bit RGB: grey, palette, CMYK and RGBA (alpha dropped) by PIL; 16-bit grey (PNG/TIFF mode
+    I;16*, or I above 255) scaled by 1/256, since PIL's convert('RGB') clips it at 255 (a white image)."""
+    with Image.open(path) as img:
+        img.load()  # decodes fully: truncated or corrupt files fail here
+        if img.mode.startswith('I'):
+            x = np.asarray(img, dtype=np.int64)
+            x = x >> 8 if img.mode.startswith('I;16') or x.max(initial=0) > 255 else x
+            img = Image.fromarray(x.clip(0, 255).astype(np.uint8))
+        return img.convert('RGB')
 
 
 def list_classes(folder: Path) -> list[str]:
@@ -108,8 +121,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         for step in range(len(self.samples)):
             path, label = self.samples[(idx + step) % len(self.samples)]
             try:
-                with Image.open(path) as img:
-                    img = img.convert('RGB')  # decodes fully: truncated or corrupt files fail here
+                img = load_rgb(path)
             except (OSError, ValueError, SyntaxError) as e:  # PIL.UnidentifiedImageError is an OSError
                 self.skipped += 1
                 print_log(f'skipped unreadable image {path} ({type(e).__name__}: {e}); skipped so far: '

@@ -17,13 +17,7 @@ LSJ = ['LoadImageFromFile', 'LoadAnnotations', 'RandomResize', 'RandomCrop', 'Fi
        'PackDetInputs']
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads ran these small steps ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')  # conftest.py
 
 
 def load(name: str) -> Config:

@@ -19,13 +19,7 @@ CONFIG = osp.join(ROOT, 'det_configs', 'mask_rcnn_cnx2_a.py')
 CLASSES = ('circle', 'square', 'triangle')
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads ran these small steps ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')  # conftest.py
 
 
 def toy_options(data_root, batch: int = 2, val: bool = True) -> list:

@@ -8,13 +8,7 @@ from pretrain.fcmae import FCMAE
 ARCH = dict(depths=(1, 1, 2, 1), dims=(8, 16, 32, 64))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: threads only add spin-waiting, which on busy shared cores made these tests 20× slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')  # conftest.py
 
 
 def hand_patch(img: np.ndarray, row: int, col: int) -> np.ndarray:

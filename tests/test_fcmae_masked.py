@@ -17,13 +17,7 @@ MASKS = {  # (2, 2·3) masks for 64×96 images, 1 = masked; every sample keeps t
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: threads only add spin-waiting, which on busy shared cores made these tests 20× slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')  # conftest.py
 
 
 def randomize(model: torch.nn.Module, seed: int = 0):

@@ -26,14 +26,6 @@ FAST = ['model.decode_head.channels=16', 'model.auxiliary_head.channels=16', 'te
     f'tta_pipeline.1.transforms.0.{i}.scale=({int(256 * s)},{int(64 * s)})' for i, s in enumerate(SCALES)]
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny tensors: one thread is faster, and two cores shared by several test processes thrash with two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture
 def trained(tmp_path_factory):

@@ -16,13 +16,7 @@ TINY = dict(embed_dims=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8))  # Swin-
 ORDER = [0, 2, 1, 3]  # mmdet's unfold order vs the original Swin's x0..x3 concat in patch merging (self-inverse)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads ran these small steps ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')  # conftest.py
 
 
 def random_swin(window: int, depths=TINY['depths']) -> dict:

@@ -1,6 +1,7 @@
 """Train any stage of the suite (FCMAE pretraining, ImageNet fine-tuning, COCO detection, ADE20K segmentation) with
 mmengine's Runner: config → Runner.from_cfg → train. Shaped after mmdet/mmseg tools/train.py; one script for all."""
 import argparse
+import datetime
 import os
 import os.path as osp
 import sys
@@ -74,7 +75,8 @@ def use_cpu(cfg: Config):
         return
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
     if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group('gloo')  # env:// rendezvous from torchrun
+        timeout = datetime.timedelta(seconds=cfg.env_cfg.dist_cfg.get('timeout', 1800))  # a hung peer: bounded wait
+        torch.distributed.init_process_group('gloo', timeout=timeout)  # env:// rendezvous from torchrun
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel', broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))

@@ -34,3 +34,4 @@ optim_wrapper = dict(
     optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05))  # replaces SGD
 auto_scale_lr = dict(enable=False, base_batch_size=32)  # 4 x 8; tools/train.py --auto-scale-lr rescales lr
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=3))
+custom_hooks = [dict(type='ResumeStateHook')]  # RNG state and pending gradients come back on --resume

@@ -41,3 +41,4 @@ param_scheduler = [
     dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=1500, end=160000),
 ]
 train_cfg = dict(max_iters=160000, val_interval=16000)
+custom_hooks = [dict(type='ResumeStateHook')]  # RNG state and pending gradients come back on --resume

@@ -40,7 +40,7 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_last=True),  # every epoch: resumable
     sampler_seed=dict(type='DistSamplerSeedHook'))
-custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='SkippedImagesHook')]
+custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='SkippedImagesHook'), dict(type='ResumeStateHook')]
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
 randomness = dict(seed=0, diff_rank_seed=True)  # official: seed + rank
 visualizer = dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')])

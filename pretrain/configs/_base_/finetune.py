@@ -59,7 +59,7 @@ custom_hooks = [
     # EMA 0.9999 per optimizer step (timm ModelEma in the official code): one update every accumulative_counts
     # iterations. Validation uses the EMA weights; checkpoints hold them in `state_dict`, raw ones in `ema_state_dict`.
     dict(type='EMAHook', momentum=1e-4, interval=accumulative_counts, priority='ABOVE_NORMAL'),
-    dict(type='NonFiniteLossHook'), dict(type='SkippedImagesHook')]
+    dict(type='NonFiniteLossHook'), dict(type='SkippedImagesHook'), dict(type='ResumeStateHook')]
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
 randomness = dict(seed=0, diff_rank_seed=True)  # official: seed + rank
 visualizer = dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')])
