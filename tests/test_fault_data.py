@@ -3,10 +3,12 @@ faithful decode, or an error before training starts. docs/FAULTS.md lists the sa
 import copy
 import io
 import json
+import logging
 
 import numpy as np
 import pytest
 import torch
+from mmengine.logging import MMLogger
 from PIL import Image
 
 from backbone.convnextv2 import GRN
@@ -37,18 +39,25 @@ def png_bytes(array) -> bytes:
 RGB = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
 
 
-def test_unreadable_images_are_named_and_counted(tmp_path, capfd):
+def test_unreadable_images_are_named_and_counted(tmp_path):
     write_folder(tmp_path, {
         'train/a/0.JPEG': RGB, 'train/a/1_corrupt.JPEG': b'\xff\xd8\xff\xe0 not a JPEG', 'train/a/2.JPEG': RGB[::-1],
         'train/a/3_empty.JPEG': b'', 'train/a/4.JPEG': RGB,
         'train/b/0.png': RGB, 'train/b/1_truncated.png': png_bytes(RGB)[:300], 'train/b/2.png': RGB[:, ::-1]})
     ds = ImageFolderDataset(str(tmp_path), 'train', pipeline=EVAL)
-    samples = [ds[i] for i in range(len(ds))]
+    records, handler = [], logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    logger = MMLogger.get_current_instance()  # where print_log(logger='current') goes, whatever earlier tests set up
+    logger.addHandler(handler)
+    try:
+        samples = [ds[i] for i in range(len(ds))]
+    finally:
+        logger.removeHandler(handler)
     assert int(ds.skipped) == 3  # each bad file met once; the next readable image stands in
     for bad, stand_in in ((1, 2), (3, 4), (6, 7)):
         assert torch.equal(samples[bad]['inputs'], samples[stand_in]['inputs'])
         assert samples[bad]['data_samples'] == samples[stand_in]['data_samples']
-    log = capfd.readouterr().out
+    log = '\n'.join(records)
     for name in ('a/1_corrupt.JPEG', 'a/3_empty.JPEG', 'b/1_truncated.png'):
         assert f'skipped unreadable image {tmp_path / "train" / name}' in log
 
