@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # ~10 min of CPU on 2 cores: outside the CI suite, run with `pytest -m slow`
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ['data', 'fcmae', 'fcmae_vis', 'finetune', 'finetune_test', 'mask_rcnn_cnx2_a', 'mask_rcnn_cnx2_a_test',
           'mask_rcnn_swin_atto_size', 'mask_rcnn_swin_atto_size_test', 'upernet_cnx2_a', 'upernet_cnx2_a_eval',
