@@ -1,7 +1,6 @@
 # FCMAE pre-training on ImageNet-1K (ConvNeXt V2 paper §3, appendix A.1; RECIPES.md "FCMAE pre-training").
 # Leaves state the size: model = dict(arch=...). Launch with tools/pretrain.sh (auto-resume) or tools/train.py.
-custom_imports = dict(imports=['backbone', 'pretrain'], allow_failed_imports=False)
-default_scope = 'mmengine'  # everything here lives in mmengine's root registries
+_base_ = ['./runtime.py']
 
 data_root = 'data/imagenet/'  # ImageNet-style folder: train/<class>/*.JPEG
 img_size = 224
@@ -41,10 +40,3 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_last=True),  # every epoch: resumable
     sampler_seed=dict(type='DistSamplerSeedHook'))
 custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='SkippedImagesHook'), dict(type='ResumeStateHook')]
-env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
-randomness = dict(seed=0, diff_rank_seed=True)  # official: seed + rank
-visualizer = dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')])
-log_processor = dict(by_epoch=True, window_size=50)
-log_level = 'INFO'
-load_from = None
-resume = False

@@ -1,8 +1,7 @@
 # ImageNet-1K fine-tuning from FCMAE weights (ConvNeXt V2 paper §5.1, appendix A.2; RECIPES.md "ImageNet-1K
 # fine-tuning"; official TRAINING.md commands). Values here are the Base recipe; leaves state what their size changes.
 # Launch: tools/finetune.sh CONFIG GPUS --pretrained FCMAE_CKPT (sets model.backbone.init_cfg).
-custom_imports = dict(imports=['backbone', 'pretrain'], allow_failed_imports=False)
-default_scope = 'mmengine'  # everything here lives in mmengine's root registries
+_base_ = ['./runtime.py']
 
 data_root = 'data/imagenet/'  # ImageNet-style folder: {train,val}/<class>/*.JPEG, the same classes in both
 img_size = 224
@@ -60,10 +59,3 @@ custom_hooks = [
     # iterations. Validation uses the EMA weights; checkpoints hold them in `state_dict`, raw ones in `ema_state_dict`.
     dict(type='EMAHook', momentum=1e-4, interval=accumulative_counts, priority='ABOVE_NORMAL'),
     dict(type='NonFiniteLossHook'), dict(type='SkippedImagesHook'), dict(type='ResumeStateHook')]
-env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
-randomness = dict(seed=0, diff_rank_seed=True)  # official: seed + rank
-visualizer = dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')])
-log_processor = dict(by_epoch=True, window_size=50)
-log_level = 'INFO'
-load_from = None
-resume = False
