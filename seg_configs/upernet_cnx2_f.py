@@ -1,13 +1,7 @@
-_base_ = './_base_/upernet_cnx2_160k.py'
+# As upernet_cnx2_a.py (drop path 0.1, lr 2e-4, stage-wise decay 0.9 for the smallest models); only the size differs.
+_base_ = './upernet_cnx2_a.py'
 arch = 'femto'
 model = dict(
-    backbone=dict(
-        arch=arch,
-        drop_path_rate=0.1,  # A.4 sweeps 0.1–0.4; the bottom for the smallest models (IN-1K FT used 0.0)
-        # ImageNet-1K FINE-TUNED weights (A.4: better than FCMAE's here); for the FCMAE checkpoint instead:
-        # tools/train.py CONFIG --pretrained ckpts/fcmae_cnx2_f.pth
-        init_cfg=dict(checkpoint='ckpts/finetune_cnx2_f.pth')),
+    backbone=dict(arch=arch, init_cfg=dict(checkpoint='ckpts/finetune_cnx2_f.pth')),  # FCMAE: --pretrained
     decode_head=dict(in_channels=_base_.widths[arch]),
     auxiliary_head=dict(in_channels=_base_.widths[arch][2]))
-# A.4 sweeps lr {1, 2, 3}e-4 and stage-wise decay {0.8, 0.9}: lr 2e-4 (small models take the larger lr), decay 0.9
-optim_wrapper = dict(optimizer=dict(lr=2e-4), paramwise_cfg=dict(decay_rate=0.9))
