@@ -14,6 +14,7 @@ import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 
 import backbone  # noqa: E402,F401  (registers ConvNeXtV2; weights-only torch.load that still resumes mmengine ckpts)
+from tools import preflight  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -28,6 +29,7 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='key=value overrides; data_root=PATH re-points every dataset and evaluator using it')
     parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none', help='job launcher')
+    parser.add_argument('--no-preflight', action='store_true', help='skip the data checks of tools/preflight.py')
     return parser.parse_args(argv)
 
 
@@ -139,6 +141,8 @@ def main(argv=None):
     if args.resume:
         cfg.resume, cfg.load_from = True, None if args.resume == 'auto' else args.resume
     check_pretrained(cfg)
+    if not args.no_preflight:
+        preflight.check(cfg)  # bad annotations: a named error or counted skip now, not a crash mid-training
     runner = build_runner(cfg)
     runner.train()
     return runner
