@@ -5,7 +5,8 @@ from mmengine.registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 from .convnextv2 import GRN, VARIANTS, ConvNeXtV2, LayerNorm2d, arch_settings
 from .layer_decay import ConvNeXtV2LayerDecayConstructor, layer_id
 from . import checkpoint  # noqa: F401  (makes torch.load safe for mmengine resume; see checkpoint.py)
-from .atomic import ResumeStateHook  # importing makes mmengine's checkpoint writes atomic (see atomic.py)
+from . import atomic  # noqa: F401  (importing makes mmengine's checkpoint writes atomic)
+from .resume import ResumeStateHook, epoch_worker_init_fn  # noqa: F401  (exact resume; registers the worker seeding)
 
 MODELS.register_module(module=ConvNeXtV2)
 OPTIM_WRAPPER_CONSTRUCTORS.register_module(module=ConvNeXtV2LayerDecayConstructor)

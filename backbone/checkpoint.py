@@ -52,8 +52,9 @@ _CONFIG_GLOBALS = [argparse.Namespace, (OrderedDict, 'yacs.config.CfgNode')]
 _REFUSED = ('Unsupported global', 'unrecognized function', 'Can only create', 'Can only build', 'allows getattr only')
 
 
-def safe_load(path, trusted: bool = False) -> dict:
-    """torch.load on CPU with weights_only=True and a few harmless config classes allowed (trusted=True: any pickle)."""
+def safe_load(path, trusted: bool = False, mmap: bool = False) -> dict:
+    """torch.load on CPU with weights_only=True and a few harmless config classes allowed (trusted=True: any pickle);
+    mmap=True maps tensors from the file instead of reading them (to look at a large checkpoint's metadata)."""
     path = os.fspath(path)
     expected = 'a checkpoint written by torch.save (a dict of tensors or a dict holding one)'
     if not os.path.isfile(path):
@@ -70,7 +71,7 @@ def safe_load(path, trusted: bool = False) -> dict:
         else:
             extra = [g for g in _CONFIG_GLOBALS if g not in torch.serialization.get_safe_globals()]
             with torch.serialization.safe_globals(extra):
-                obj = torch.load(path, map_location='cpu', weights_only=True)
+                obj = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         why = str(e.__context__ or e).strip()  # torch re-raises `from None`; the unpickler's own message is shorter
         if not any(r in why for r in _REFUSED):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from test_fault_resume import HELPER, ROOT, WRITE_FAULT, max_difference, train_here
+from fault_helpers import HELPER, ROOT, WRITE_FAULT, max_difference, train_here
 from tools.make_toy_data import imagenet_folder
 
 LEAF = '''_base_ = '{base}'

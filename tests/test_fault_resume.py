@@ -5,61 +5,22 @@ import os
 import signal
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from mmengine.dataset import worker_init_fn as mmengine_worker_init_fn
 from mmengine.hooks import Hook
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
 import backbone  # noqa: F401  (weights-only allow-list for mmengine checkpoints)
-from backbone import atomic
-from tools import train as train_tool
+from backbone import atomic, resume
+from fault_helpers import HELPER, ROOT, WRITE_FAULT, finish, last_log, max_difference, start, train_here
 from tools.make_toy_data import imagenet_folder
 
-ROOT = Path(__file__).resolve().parents[1]
-WRITE_FAULT = '''"""FAULT_KILL_IN_WRITE=N: write half of the N-th checkpoint, then SIGKILL (import before backbone)."""
-import os, signal
-from mmengine.fileio.backends import local_backend
-
-_put, _writes = local_backend.LocalBackend.put, [0]
-
-
-def put(self, obj, filepath):
-    if '.pth' in os.path.basename(str(filepath)):
-        _writes[0] += 1
-        if _writes[0] == int(os.environ.get('FAULT_KILL_IN_WRITE', 0)):
-            with open(filepath, 'wb') as f:
-                f.write(obj[:len(obj) // 2])
-                f.flush()
-                os.fsync(f.fileno())
-            os.kill(os.getpid(), signal.SIGKILL)
-    return _put(self, obj, filepath)
-
-
-local_backend.LocalBackend.put = put
-'''
-HELPER = '''"""Test-only faults for training subprocesses, driven by FAULT_* environment variables."""
-import os, signal, time
-import write_fault  # noqa: F401  (first: backbone.atomic must wrap the slow writer)
-from mmengine.hooks import Hook
-from mmengine.registry import HOOKS
-import backbone  # noqa: F401  (registers ResumeStateHook)
-
-
-@HOOKS.register_module()
-class KillAt(Hook):
-    """SIGKILL rank FAULT_KILL_RANK (default 0) at the end of iteration FAULT_KILL_AT_ITER (after its checkpoint)."""
-    priority = 'LOWEST'
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        if runner.iter + 1 == int(os.environ.get('FAULT_KILL_AT_ITER', 0)) and \\
-                runner.rank == int(os.environ.get('FAULT_KILL_RANK', 0)):
-            print(f'FAULT: SIGKILL rank {runner.rank} at iteration {runner.iter + 1} at {time.time():.3f}', flush=True)
-            os.kill(os.getpid(), signal.SIGKILL)
-'''
 LEAF = '''_base_ = '{base}'
 custom_imports = dict(imports=['backbone', 'pretrain', 'fault_helper'], allow_failed_imports=False)
 custom_hooks = [h for h in _base_.custom_hooks if h['type'] not in ('EMAHook', 'ResumeStateHook')] + [
@@ -88,53 +49,6 @@ def setup_stage(tmp: Path, stage: str) -> tuple[Path, list]:
     options = [f'data_root={tmp / "data"}', f'train_cfg.max_epochs={EPOCHS}',
                f'optim_wrapper.accumulative_counts={ACCUM}', 'default_hooks.logger.interval=1'] + [f'train_dataloader.{o}' for o in LOADER] + extra
     return config, options
-
-
-def start(tmp: Path, config: Path, work: Path, options: list, *extra, **fault) -> subprocess.Popen:
-    """tools/train.py in a subprocess, one thread, FAULT_* variables from `fault` (e.g. KILL_AT_ITER=5)."""
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=f'{tmp}{os.pathsep}{ROOT}',
-               **{f'FAULT_{k}': str(v) for k, v in fault.items()})
-    cmd = [sys.executable, 'tools/train.py', str(config), '--work-dir', str(work), *extra, '--cfg-options', *options]
-    if 'KILL_IN_WRITE' in fault:  # the slow writer must sit under backbone.atomic's wrapper: import it first
-        cmd[1:2] = ['-c', 'import sys, runpy, fault_helper; sys.argv = sys.argv[1:]; '
-                          'runpy.run_path(sys.argv[0], run_name="__main__")', 'tools/train.py']
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def finish(proc: subprocess.Popen) -> tuple[str, int]:
-    return proc.communicate(timeout=300)[0], proc.returncode
-
-
-def train_here(config: Path, work: Path, options: list, name: str, *extra):
-    """tools/train.py in this process (saves the imports of a subprocess), on one thread like the subprocesses."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return train_tool.main([str(config), '--work-dir', str(work), *extra, '--cfg-options', *options,
-                                f'experiment_name={name}'])  # a fresh logger per run, even within one second
-    finally:
-        torch.set_num_threads(threads)
-
-
-def last_log(work: Path) -> str:
-    """The newest run's log file in a work dir (read instead of capturing stdout, which mmengine's logger keeps)."""
-    return max(work.glob('*/*.log'), key=lambda p: p.stat().st_mtime).read_text()
-
-
-def max_difference(a: dict, b: dict) -> float:
-    """Largest |a - b| over all tensors of two nested state dicts / lists; anything else must be equal."""
-    if isinstance(a, (list, tuple)):
-        a, b = dict(enumerate(a)), dict(enumerate(b))
-    assert a.keys() == b.keys()
-    diffs = [0.]
-    for k in a:
-        if isinstance(a[k], (dict, list, tuple)):
-            diffs.append(max_difference(a[k], b[k]))
-        elif isinstance(a[k], torch.Tensor):
-            diffs.append((a[k].double() - b[k].double()).abs().max().item() if a[k].numel() else 0.)
-        else:
-            assert a[k] == b[k], k
-    return max(diffs)
 
 
 @pytest.mark.parametrize('stage', ['fcmae', 'finetune'])
@@ -256,7 +170,7 @@ def iter_runner(work, hooks, resume=False):
 def test_iter_based_resume_replays_data_then_restores_rng(tmp_path, with_hook):
     """IterBasedTrainLoop (segmentation) replays the first 3 batches on resume; the RNG is set after them, and the
     gradient of iteration 3 (accumulated, not yet applied) comes back. Without the hook, the weights differ."""
-    hooks = lambda: [atomic.ResumeStateHook()] if with_hook else []  # noqa: E731
+    hooks = lambda: [resume.ResumeStateHook()] if with_hook else []  # noqa: E731
     full = iter_runner(tmp_path / 'full', hooks())
     full.train()
     with pytest.raises(Interrupt):
@@ -265,3 +179,31 @@ def test_iter_based_resume_replays_data_then_restores_rng(tmp_path, with_hook):
     resumed.train()
     diff = max(float((a - b).abs().max()) for a, b in zip(full.model.parameters(), resumed.model.parameters()))
     assert (diff == 0) if with_hook else (diff > 1e-4), diff
+
+
+class Draws(torch.utils.data.Dataset):
+    """Each item: a draw from the worker's numpy RNG (as random augmentation)."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        return float(np.random.rand())
+
+
+def epoch_draws(init_fn, epochs: int = 2) -> list:
+    loader = torch.utils.data.DataLoader(Draws(), batch_size=2, num_workers=1, worker_init_fn=init_fn,
+                                         persistent_workers=False)
+    return [next(iter(loader)).tolist() for _ in range(epochs)]
+
+
+def test_epoch_worker_seeding_draws_anew_each_epoch_and_repeats_after_restore():
+    """mmengine's worker seeding (seed, rank, worker id) repeats one sequence every epoch; epoch_worker_init_fn
+    seeds from the main process's RNG (which ResumeStateHook restores): new draws each epoch, equal on a replay."""
+    first, second = epoch_draws(partial(mmengine_worker_init_fn, num_workers=1, rank=0, seed=0))
+    assert first == second
+    state = resume.rng_state()
+    first, second = epoch_draws(resume.epoch_worker_init_fn)
+    assert first != second
+    resume.set_rng_state(state)
+    assert epoch_draws(resume.epoch_worker_init_fn) == [first, second]  # a resumed run restores this state

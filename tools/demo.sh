@@ -2,13 +2,15 @@
 # End-to-end demo on generated toy data (issue 7): FCMAE pre-training of atto -> ImageNet fine-tuning -> Mask R-CNN
 # (COCO layout) and UPerNet (ADE20K layout, single + multi-scale test) -> Swin baselines -> tools/compare.py report.
 #   tools/demo.sh [WORK=work_dirs/demo]      DEMO_SCALE=default|tiny, knobs DEMO_* below, PYTHON=interpreter
+# About 7 minutes on 2 CPU cores at the default scale (README: per-stage times).
 # Same configs and tools as a full run; --cfg-options change only data_root, sizes (1/8 of the paper's: LSJ crop 128,
 # ADE crop 64, test 167x100 and 256x64), lengths (epochs/iterations, warm-up, EMA horizon), batch and workers.
 # Re-runnable: a stage whose final checkpoint / JSON exists is skipped, an interrupted one resumes (--resume).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mkdir -p "${1:-work_dirs/demo}" && cd "${1:-work_dirs/demo}" && pwd)
-PY=${PYTHON:-python}
+PY=${PYTHON:-python}  # the interpreter: $PYTHON, else tools/setup.sh's .venv, else python on PATH
+[[ -n ${PYTHON:-} || ! -x $ROOT/.venv/bin/python ]] || PY=$ROOT/.venv/bin/python
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # one thread per process: OpenMP on busy shared cores thrashes
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 if [[ ${DEMO_SCALE:-default} == tiny ]]; then  # the test suite's run: 1-2 iterations per stage, 64-px images
@@ -80,12 +82,15 @@ stage finetune "$FT_CKPT" "$PY" "$ROOT/tools/train.py" "$ROOT/pretrain/configs/f
 stage finetune_test "$W/test_results.json" "$PY" "$ROOT/tools/test.py" "$ROOT/pretrain/configs/finetune_cnx2_atto.py" \
     "$FT_CKPT" --work-dir "$W/test" --json-out "$W/test_results.json" --cfg-options "${FT_OPTS[@]}"
 
-# --- Mask R-CNN (det_configs/): LSJ 1024 -> 128 crops, test 1333x800 -> 167x100, 1000-iteration warm-up -> 1/4 run
-DET_OPTS=(data_root="$DATA/coco/" model.roi_head.bbox_head.num_classes=3 model.roi_head.mask_head.num_classes=3
-          $(loaders train val test) 'train_dataloader.dataset.pipeline.2.scale=(128,128)'
-          'train_dataloader.dataset.pipeline.3.crop_size=(128,128)')
-for s in train val test; do DET_OPTS+=("${s}_dataloader.dataset.metainfo.classes=circle,square,triangle"); done
-for s in val test; do DET_OPTS+=("${s}_dataloader.dataset.pipeline.1.scale=(167,100)"); done
+# --- Mask R-CNN (det_configs/): LSJ 1024 -> 128 crops, test 1333x800 -> 167x100, 1000-iteration warm-up -> 1/4 run.
+# Training stages run without their in-loop validation (mmengine validates after the last epoch / iteration whatever
+# val_interval says); the *_test / *_eval stage evaluates the final checkpoint once.
+NO_VAL=(val_cfg=None val_dataloader=None val_evaluator=None)
+DET_OPTS=(data_root="$DATA/coco/" model.roi_head.bbox_head.num_classes=3 model.roi_head.mask_head.num_classes=3)
+DET_TRAIN=("${NO_VAL[@]}" $(loaders train) train_dataloader.dataset.metainfo.classes=circle,square,triangle
+           'train_dataloader.dataset.pipeline.2.scale=(128,128)' 'train_dataloader.dataset.pipeline.3.crop_size=(128,128)')
+DET_TEST=($(loaders test) test_dataloader.dataset.metainfo.classes=circle,square,triangle
+          'test_dataloader.dataset.pipeline.1.scale=(167,100)')
 DET_ITERS=$(( DET_EPOCHS * IMAGES / DET_BATCH ))
 SWIN=(embed_dims=40 'depths=(2,2,6,2)' 'num_heads=(2,4,8,16)' init_cfg=None)  # atto's widths and depths, random init
 [[ $DET_INIT == fcmae ]] && DET_CKPT=$FCMAE_CKPT || DET_CKPT=$FT_CKPT
@@ -93,11 +98,11 @@ detection() {  # detection NAME CONFIG [--pretrained CKPT] -- [extra cfg-options
     local name=$1 config=$2 w=$RUNS/$1; shift 2
     local pre=(); while [[ $1 != -- ]]; do pre+=("$1"); shift; done; shift
     stage "$name" "$w/epoch_$DET_EPOCHS.pth" "$PY" "$ROOT/tools/train.py" "$config" "${pre[@]}" --work-dir "$w" \
-        --resume --cfg-options "${DET_OPTS[@]}" "$@" train_cfg.max_epochs="$DET_EPOCHS" train_cfg.val_interval=1000 \
+        --resume --cfg-options "${DET_OPTS[@]}" "${DET_TRAIN[@]}" "$@" train_cfg.max_epochs="$DET_EPOCHS" \
         train_dataloader.batch_size="$DET_BATCH" param_scheduler.0.end="$(quarter "$DET_ITERS")" \
         default_hooks.logger.interval=1 default_hooks.checkpoint.max_keep_ckpts=1  # 276 MB each with AdamW state
     stage "${name}_test" "$w/test_results.json" "$PY" "$ROOT/tools/test.py" "$config" "$w/epoch_$DET_EPOCHS.pth" \
-        --work-dir "$w/test" --json-out "$w/test_results.json" --cfg-options "${DET_OPTS[@]}" "$@"
+        --work-dir "$w/test" --json-out "$w/test_results.json" --cfg-options "${DET_OPTS[@]}" "${DET_TEST[@]}" "$@"
 }
 detection mask_rcnn_cnx2_a "$ROOT/det_configs/mask_rcnn_cnx2_a.py" --pretrained "$DET_CKPT" --
 detection mask_rcnn_swin_atto_size "$ROOT/det_configs/mask_rcnn_swin_b_simmim.py" -- \
@@ -105,22 +110,23 @@ detection mask_rcnn_swin_atto_size "$ROOT/det_configs/mask_rcnn_swin_b_simmim.py
 
 # --- UPerNet (seg_configs/): crop 512 -> 64, 2048x512 -> 256x64 (train, slide test, multi-scale), 160k iterations
 SCALES=(0.75 0.875 1.0 1.125 1.25)  # seg_configs/_base_/ade20k_ms_test.py, here x (256, 64)
-SEG_OPTS=(data_root="$DATA/ade20k" model.data_preprocessor.size='(64,64)' model.test_cfg.crop_size='(64,64)'
-          model.test_cfg.stride='(43,43)' 'test_dataloader.dataset.pipeline.1.scale=(256,64)' $(loaders train val test))
-for i in "${!SCALES[@]}"; do SEG_OPTS+=("tta_pipeline.1.transforms.0.$i.scale=($(
+SEG_OPTS=(data_root="$DATA/ade20k" model.data_preprocessor.size='(64,64)')
+SEG_TRAIN=("${NO_VAL[@]}" $(loaders train) 'train_dataloader.dataset.pipeline.2.scale=(256,64)'
+           'train_dataloader.dataset.pipeline.3.crop_size=(64,64)' train_dataloader.batch_size=4)
+SEG_TEST=(model.test_cfg.crop_size='(64,64)' model.test_cfg.stride='(43,43)' $(loaders test)
+          'test_dataloader.dataset.pipeline.1.scale=(256,64)')
+for i in "${!SCALES[@]}"; do SEG_TEST+=("tta_pipeline.1.transforms.0.$i.scale=($(
     awk "BEGIN {printf \"%d,%d\", 256 * ${SCALES[$i]}, 64 * ${SCALES[$i]}}"))"); done
 segmentation() {  # segmentation NAME CONFIG [--pretrained CKPT] -- [extra cfg-options]: train, then tools/seg_eval.py
     local name=$1 config=$2 w=$RUNS/$1 warm; shift 2
     local pre=(); while [[ $1 != -- ]]; do pre+=("$1"); shift; done; shift
     warm=$(quarter "$SEG_ITERS")
     stage "$name" "$w/iter_$SEG_ITERS.pth" "$PY" "$ROOT/tools/train.py" "$config" "${pre[@]}" --work-dir "$w" \
-        --resume --cfg-options "${SEG_OPTS[@]}" "$@" 'train_dataloader.dataset.pipeline.2.scale=(256,64)' \
-        'train_dataloader.dataset.pipeline.3.crop_size=(64,64)' train_dataloader.batch_size=4 \
-        train_cfg.max_iters="$SEG_ITERS" train_cfg.val_interval=1000000 param_scheduler.0.end="$warm" \
-        param_scheduler.1.begin="$warm" param_scheduler.1.end="$SEG_ITERS" default_hooks.logger.interval=1 \
-        default_hooks.checkpoint.interval="$(quarter "$SEG_ITERS")"
+        --resume --cfg-options "${SEG_OPTS[@]}" "${SEG_TRAIN[@]}" "$@" train_cfg.max_iters="$SEG_ITERS" \
+        param_scheduler.0.end="$warm" param_scheduler.1.begin="$warm" param_scheduler.1.end="$SEG_ITERS" \
+        default_hooks.logger.interval=1 default_hooks.checkpoint.interval="$(quarter "$SEG_ITERS")"
     stage "${name}_eval" "$w/seg_eval.json" "$PY" "$ROOT/tools/seg_eval.py" "$config" "$w/iter_$SEG_ITERS.pth" \
-        --work-dir "$w/eval" --json-out "$w/seg_eval.json" --cfg-options "${SEG_OPTS[@]}" "$@"
+        --work-dir "$w/eval" --json-out "$w/seg_eval.json" --cfg-options "${SEG_OPTS[@]}" "${SEG_TEST[@]}" "$@"
 }
 segmentation upernet_cnx2_a "$ROOT/seg_configs/upernet_cnx2_a.py" --pretrained "$FT_CKPT" --
 segmentation upernet_swin_atto_size "$ROOT/seg_configs/upernet_swin_b_simmim.py" -- \

@@ -14,6 +14,7 @@ import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 
 import backbone  # noqa: E402,F401  (registers ConvNeXtV2; weights-only torch.load that still resumes mmengine ckpts)
+from backbone import resume  # noqa: E402
 from tools import preflight  # noqa: E402
 
 
@@ -140,6 +141,7 @@ def main(argv=None):
         cfg.auto_scale_lr.enable = True
     if args.resume:
         cfg.resume, cfg.load_from = True, None if args.resume == 'auto' else args.resume
+        resume.keep_seed(cfg)  # the interrupted run's seed, before the sampler and loader workers are built
     check_pretrained(cfg)
     if not args.no_preflight:
         preflight.check(cfg)  # bad annotations: a named error or counted skip now, not a crash mid-training

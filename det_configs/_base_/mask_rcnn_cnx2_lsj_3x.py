@@ -20,7 +20,9 @@ model = dict(
     test_cfg=dict(rcnn=dict(nms=dict(type='soft_nms', iou_threshold=0.5))))  # soft-NMS in the second stage only
 
 # 36 epochs over COCO itself: unwrap the 100e base's RepeatDataset(times=4); 4 images/GPU x 8 GPUs = 32
-train_dataloader = dict(batch_size=4, dataset=dict(_delete_=True, **_base_.train_dataloader.dataset.dataset))
+# Workers restart each epoch, seeded from the main RNG that ResumeStateHook restores: exact resume (backbone/resume.py)
+train_dataloader = dict(batch_size=4, persistent_workers=False, worker_init_fn=dict(type='epoch_worker_init_fn'),
+                        dataset=dict(_delete_=True, **_base_.train_dataloader.dataset.dataset))
 max_epochs = 36
 train_cfg = dict(max_epochs=max_epochs, val_interval=1)
 param_scheduler = [

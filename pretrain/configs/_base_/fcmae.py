@@ -15,8 +15,11 @@ model = dict(type='FCMAE', arch='base', patch_size=32, mask_ratio=0.6, decoder_d
              norm_pix_loss=True)
 pretrained_key = 'model.init_cfg'  # tools/train.py --pretrained: continue pre-training from FCMAE weights
 
+# workers restart each epoch, seeded from the (restored) main RNG: exact resume (backbone/resume.py)
 train_dataloader = dict(
-    batch_size=batch_per_gpu, num_workers=10, persistent_workers=True, pin_memory=True, drop_last=True,
+    batch_size=batch_per_gpu, num_workers=10, persistent_workers=False,
+    worker_init_fn=dict(type='epoch_worker_init_fn'),
+    pin_memory=True, drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True), collate_fn=dict(type='default_collate'),
     dataset=dict(type='ImageFolderDataset', data_root=data_root, split='train',
                  pipeline=dict(type='fcmae', size=img_size, scale=(0.2, 1.0))))

@@ -19,9 +19,11 @@ model = dict(
     mixup=dict(mixup_alpha=0.8, cutmix_alpha=1.0, prob=1.0, switch_prob=0.5, mode='batch'),
     label_smoothing=0.1)
 
+# workers restart each epoch, seeded from the (restored) main RNG: exact resume (backbone/resume.py)
 train_dataloader = dict(
-    batch_size=batch_per_gpu, num_workers=10, persistent_workers=True, pin_memory=True,
-    drop_last=True,  # timm's batch mixup needs even batches
+    batch_size=batch_per_gpu, num_workers=10, persistent_workers=False,
+    worker_init_fn=dict(type='epoch_worker_init_fn'),
+    pin_memory=True, drop_last=True,  # timm's batch mixup needs even batches
     sampler=dict(type='DefaultSampler', shuffle=True), collate_fn=dict(type='default_collate'),
     dataset=dict(type='ImageFolderDataset', data_root=data_root, split='train',
                  pipeline=dict(type='finetune', size=img_size, auto_augment='rand-m9-mstd0.5-inc1', re_prob=0.25)))
