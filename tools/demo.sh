@@ -2,7 +2,7 @@
 # End-to-end demo on generated toy data (issue 7): FCMAE pre-training of atto -> ImageNet fine-tuning -> Mask R-CNN
 # (COCO layout) and UPerNet (ADE20K layout, single + multi-scale test) -> Swin baselines -> tools/compare.py report.
 #   tools/demo.sh [WORK=work_dirs/demo]      DEMO_SCALE=default|tiny, knobs DEMO_* below, PYTHON=interpreter
-# About 7 minutes on 2 CPU cores at the default scale (README: per-stage times).
+# About 6 minutes on 2 CPU cores at the default scale (README: per-stage times).
 # Same configs and tools as a full run; --cfg-options change only data_root, sizes (1/8 of the paper's: LSJ crop 128,
 # ADE crop 64, test 167x100 and 256x64), lengths (epochs/iterations, warm-up, EMA horizon), batch and workers.
 # Re-runnable: a stage whose final checkpoint / JSON exists is skipped, an interrupted one resumes (--resume).
