@@ -167,8 +167,12 @@ def coco_skips(data, ds, skips: Found):
 def check_coco(ds, with_mask: bool, pool) -> tuple:
     """(summary, errors, skips) of one COCO annotation file and its image folder."""
     errors, skips = Found(), Found()
-    with open(ds.ann_file) as f:
-        data = json.load(f)
+    try:
+        with open(ds.ann_file) as f:
+            data = json.load(f)
+    except ValueError as e:  # a cut or non-JSON file: name it (json's own message names only line and column)
+        raise DataError(f'preflight: {ds.ann_file}: not a JSON file ({e}); expected COCO instances json '
+                        f'({", ".join(TOP_KEYS)})') from None
     coco_fields(data, ds.metainfo['classes'], with_mask, errors)
     if not errors.kinds:
         coco_skips(data, ds, skips)
