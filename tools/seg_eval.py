@@ -25,7 +25,7 @@ from mmseg.evaluation import IoUMetric  # noqa: E402
 from mmseg.registry import METRICS  # noqa: E402
 
 from tools.test import enable_tta, enable_visualization  # noqa: E402
-from tools.train import build_runner, load_cfg  # noqa: E402
+from tools.train import build_runner, leave_process_group, load_cfg  # noqa: E402
 
 
 @METRICS.register_module(force=True)  # force: tests import this module more than once
@@ -125,6 +125,7 @@ def main(argv=None) -> dict:
             json.dump(results, f, indent=1)
         print(f'seg_eval: single-scale mIoU {results["single_scale"]["mIoU"]:.2f}, multi-scale mIoU '
               f'{results["multi_scale"]["mIoU"]:.2f} -> {json_out}')
+    leave_process_group()
     return results
 
 

@@ -11,7 +11,7 @@ from copy import deepcopy
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import ConfigDict, DictAction  # noqa: E402
 
-from tools.train import build_runner, load_cfg  # noqa: E402
+from tools.train import build_runner, leave_process_group, load_cfg  # noqa: E402
 
 TASKS = {'mmdet': 'det', 'mmseg': 'seg'}  # default_scope → task; anything else is classification/pretraining
 VIS_HOOKS = {'det': 'DetVisualizationHook', 'seg': 'SegVisualizationHook'}
@@ -109,6 +109,7 @@ def main(argv=None) -> dict:
         with open(path, 'w') as f:
             json.dump(result, f, indent=2)
         print(f'tools/test.py: wrote {path}')
+    leave_process_group()
     return result
 
 

@@ -124,6 +124,14 @@ def set_pretrained(cfg: Config, path: str):
     cfg.merge_from_dict({key: dict(type='Pretrained', checkpoint=path)})
 
 
+def leave_process_group():
+    """Leave the process group at the end of a distributed run: gloo threads that outlive the interpreter abort it
+    at exit ('terminate called without an active exception') after the work is done."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def build_runner(cfg: Config):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
@@ -147,6 +155,7 @@ def main(argv=None):
         preflight.check(cfg)  # bad annotations: a named error or counted skip now, not a crash mid-training
     runner = build_runner(cfg)
     runner.train()
+    leave_process_group()
     return runner
 
 
