@@ -1,4 +1,4 @@
-"""Hostile annotations (issue 8) caught by tools/preflight.py before any runner exists: COCO json with missing
+"""Hostile annotations (issue 8) caught by datachecks (tools/preflight.py) before any runner exists: COCO json with missing
 fields or missing images is an error naming file, record and key; boxes and images that mmdet drops are named and
 counted; an ADE20K label out of range stops tools/train.py naming the file and the value. docs/FAULTS.md."""
 import json
@@ -13,7 +13,8 @@ from PIL import Image
 from test_det_train import CONFIG as DET_CONFIG
 from test_det_train import toy_options
 from test_seg_train import CONFIG as SEG_CONFIG
-from tools import preflight, train
+import datachecks as preflight
+from tools import train
 from tools.make_toy_data import ade20k, coco_instances
 
 pytestmark = pytest.mark.usefixtures('one_thread')  # conftest.py
