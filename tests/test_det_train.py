@@ -12,7 +12,7 @@ import torch
 from backbone import ConvNeXtV2
 from tools import test as test_tool
 from tools import train as train_tool
-from tools.make_toy_data import coco_instances
+from toydata import coco_instances
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'det_configs', 'mask_rcnn_cnx2_a.py')

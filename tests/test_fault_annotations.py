@@ -15,7 +15,7 @@ from test_det_train import toy_options
 from test_seg_train import CONFIG as SEG_CONFIG
 import datachecks as preflight
 from tools import train
-from tools.make_toy_data import ade20k, coco_instances
+from toydata import ade20k, coco_instances
 
 pytestmark = pytest.mark.usefixtures('one_thread')  # conftest.py
 

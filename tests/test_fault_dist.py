@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from fault_helpers import HELPER, ROOT, WRITE_FAULT, max_difference, train_here
-from tools.make_toy_data import imagenet_folder
+from toydata import imagenet_folder
 
 LEAF = '''_base_ = '{base}'
 custom_imports = dict(imports=['backbone', 'pretrain', 'fault_helper'], allow_failed_imports=False)

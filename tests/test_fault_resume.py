@@ -19,7 +19,7 @@ from mmengine.runner import Runner
 import backbone  # noqa: F401  (weights-only allow-list for mmengine checkpoints)
 from backbone import atomic, resume
 from fault_helpers import HELPER, ROOT, WRITE_FAULT, finish, last_log, max_difference, start, train_here
-from tools.make_toy_data import imagenet_folder
+from toydata import imagenet_folder
 
 LEAF = '''_base_ = '{base}'
 custom_imports = dict(imports=['backbone', 'pretrain', 'fault_helper'], allow_failed_imports=False)

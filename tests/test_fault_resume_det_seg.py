@@ -11,7 +11,7 @@ import torch
 import backbone  # noqa: F401  (weights-only allow-list for mmengine checkpoints)
 from fault_helpers import HELPER, ROOT, WRITE_FAULT, finish, last_log, max_difference, start, train_here
 from test_det_train import CLASSES, toy_options
-from tools.make_toy_data import ade20k, coco_instances
+from toydata import ade20k, coco_instances
 
 LEAF = '''_base_ = '{base}'
 custom_imports = dict(imports=['backbone', 'fault_helper'], allow_failed_imports=False)

@@ -22,7 +22,7 @@ from backbone.checkpoint import CheckpointError, load_pretrained
 from pretrain.classifier import ImageClassifier, TopKAccuracy
 from pretrain.data import ImageFolderDataset
 from pretrain.fcmae import FCMAE
-from tools.make_toy_data import imagenet_folder
+from toydata import imagenet_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = 'pretrain/configs/finetune_cnx2_atto.py'

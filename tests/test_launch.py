@@ -14,7 +14,7 @@ import torch
 from backbone.checkpoint import safe_load
 from tools import test as test_tool
 from test_det_train import toy_options
-from tools.make_toy_data import coco_instances
+from toydata import coco_instances
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

@@ -18,7 +18,7 @@ from PIL import Image
 from backbone import ConvNeXtV2
 from backbone.checkpoint import load_pretrained
 from tools import visualize_fcmae
-from tools.make_toy_data import imagenet_folder
+from toydata import imagenet_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = 'pretrain/configs/fcmae_cnx2_atto.py'

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 import backbone  # noqa: F401  (torch.load allow-list for mmengine checkpoints)
-from tools import make_toy_data
+import toydata
 from tools.seg_eval import main as seg_eval
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -31,7 +31,7 @@ FAST = ['model.decode_head.channels=16', 'model.auxiliary_head.channels=16', 'te
 def trained(tmp_path_factory):
     """(data root, work dir) after 2 iterations of batch 2 on 64-px crops; validation off, 150 classes kept."""
     tmp = tmp_path_factory.mktemp('seg')
-    data = make_toy_data.ade20k(tmp / 'ade', train_images=4, val_images=2, size=(128, 96))
+    data = toydata.ade20k(tmp / 'ade', train_images=4, val_images=2, size=(128, 96))
     opts = FAST + [f'data_root={data["root"]}', 'model.backbone.init_cfg=None', 'model.data_preprocessor.size=(64,64)',
                    'train_dataloader.dataset.pipeline.2.scale=(256,64)',
                    'train_dataloader.dataset.pipeline.3.crop_size=(64,64)', 'train_dataloader.num_workers=0',

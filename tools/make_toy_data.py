@@ -1,298 +1,41 @@
-"""Deterministic toy datasets in the real on-disk layouts: an ImageNet folder, COCO instances, ADE20K.
+"""Write the toy datasets (toydata) in their real layouts: ROOT/imagenet, ROOT/coco, ROOT/ade20k.
 
-Scenes are shapes of several classes drawn on textured backgrounds, later shapes occluding earlier ones. The same
-seed gives byte-identical files; tools/demo.sh and the tests train and evaluate on them (issue 7).
-"""
+    python tools/make_toy_data.py ROOT [--imagenet] [--coco] [--ade20k] [--size WxH] [--images N] [--seed S]"""
 import argparse
-import json
-import shutil
-from pathlib import Path
+import os.path as osp
+import sys
 
-import numpy as np
-from PIL import Image, ImageDraw
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)  # run as a script: the packages from the repository root
 
-MARKER = '.toy_data.json'  # written first into every root we own; only such roots are ever cleared
+from toydata import summary_line, write_all  # noqa: E402
 
-
-def _ngon(k: int, radii=(1.0,), aspect: float = 1.0) -> np.ndarray:
-    a = 2 * np.pi * np.arange(k) / k - np.pi / 2
-    r = np.resize(np.asarray(radii, float), k)
-    return np.stack([aspect * r * np.cos(a), r * np.sin(a)], 1)
+NAMES = ('imagenet', 'coco', 'ade20k')
 
 
-_T = 0.35  # half-width of the cross's arms
-UNIT = {  # unit outlines, (K, 2) vertices (x, y) around the origin; scaled, rotated and placed per object
-    'circle': _ngon(48), 'square': _ngon(4), 'triangle': _ngon(3), 'star': _ngon(10, (1.0, 0.45)),
-    'ellipse': _ngon(48, aspect=0.55), 'hexagon': _ngon(6), 'diamond': _ngon(4, aspect=0.6),
-    'cross': np.array([(-1, -_T), (-_T, -_T), (-_T, -1), (_T, -1), (_T, -_T), (1, -_T),
-                       (1, _T), (_T, _T), (_T, 1), (-_T, 1), (-_T, _T), (-1, _T)], float),
-}
-SHAPES = tuple(UNIT)
-COLOURS = np.array([(220, 40, 40), (40, 170, 60), (40, 70, 220), (230, 200, 30),
-                    (200, 50, 200), (30, 200, 210), (240, 130, 20), (120, 60, 170)], float)  # one per SHAPES entry
-
-
-def _class_colour(k: int) -> np.ndarray:
-    """A fixed colour per ADE20K class id, so every image paints a class alike."""
-    return np.random.default_rng(1000 + k).uniform(40, 220, 3)
-
-
-def _texture(rng, w: int, h: int, c0, c1) -> np.ndarray:
-    """Two colours blended by a random field: smooth noise, a linear gradient or stripes; (H, W, 3) float."""
-    kind, a = rng.integers(3), rng.uniform(0, np.pi)
-    yy, xx = np.mgrid[0:h, 0:w] / max(w, h)
-    u = xx * np.cos(a) + yy * np.sin(a)  # position along a random direction
-    if kind == 0:  # smooth noise
-        t = np.asarray(Image.fromarray(rng.random((h // 8 + 2, w // 8 + 2)).astype(np.float32)).resize((w, h)))
-    else:  # a gradient or stripes
-        t = (u - u.min()) / np.ptp(u) if kind == 1 else 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(3, 8) * u)
-    t = t[..., None]
-    return np.asarray(c0, float) * (1 - t) + np.asarray(c1, float) * t + 6 * rng.standard_normal((h, w, 3), np.float32)
-
-
-def _background(rng, w: int, h: int) -> np.ndarray:
-    grey = rng.uniform(90, 170)
-    c0, c1 = (grey + 0.4 * (rng.uniform(60, 200, 3) - grey) for _ in range(2))  # muted, so shapes stand out
-    return _texture(rng, w, h, c0, c1)
-
-
-def _shape_mask(rng, kind: str, w: int, h: int, radius=(0.12, 0.3), centre=(0.15, 0.85)) -> np.ndarray:
-    """Rasterise one randomly placed, scaled and rotated shape; radius and centre are fractions of the image."""
-    r = rng.uniform(*radius) * min(w, h)
-    cx, cy = rng.uniform(*centre) * w, rng.uniform(*centre) * h
-    a = rng.uniform(0, 2 * np.pi)
-    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    pts = UNIT[kind] @ rot.T * r + (cx, cy)
-    ImageDraw.Draw(im := Image.new('L', (w, h))).polygon([tuple(p) for p in pts], fill=1)
-    return np.asarray(im) > 0
-
-
-def _paint(rng, img: np.ndarray, mask: np.ndarray, colour) -> None:
-    """Fill `mask` in `img` with a texture around `colour`, drawn over the mask's bounding box only (speed)."""
-    ys, xs = np.nonzero(mask)
-    c0 = np.clip(colour + rng.normal(0, 12, 3), 0, 255)
-    if len(ys):
-        box = np.s_[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-        img[box][mask[box]] = _texture(rng, xs.max() - xs.min() + 1, ys.max() - ys.min() + 1, c0, 0.6 * c0)[mask[box]]
-
-
-def _visible(masks: list) -> list:
-    """Visible part of each mask when later masks are drawn over earlier ones."""
-    return [m & ~np.any(masks[i + 1:], axis=0) for i, m in enumerate(masks)]
-
-
-def _save(img: np.ndarray, path: Path) -> None:
-    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path, quality=90)
-
-
-def _prepare(root, params: dict) -> Path:
-    """Empty `root` for a fresh deterministic write; refuse a non-empty folder that we did not write."""
-    root = Path(root)
-    if root.exists() and any(root.iterdir()):
-        if not (root / MARKER).is_file():
-            raise FileExistsError(f'{root} is not empty and holds no {MARKER}, so make_toy_data.py did not write it; '
-                                  'refusing to overwrite it (choose an empty or new folder)')
-        shutil.rmtree(root)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / MARKER).write_text(json.dumps(params, sort_keys=True) + '\n')
-    return root
-
-
-def _polygons(mask: np.ndarray) -> list:
-    """Exact outline of a binary mask as COCO polygons with vertices on pixel corners.
-
-    Each ring of crack edges is one polygon; when the mask has holes, all rings form one polygon joined by bridges
-    that go out and back, which even-odd filling (pycocotools, mmdet) cancels, so rasterising gives the mask back.
-    """
-    p = np.pad(mask.astype(bool), 1)  # padded pixel (r, c) spans corners x in [c, c+1], y in [r, r+1]
-    out = {}  # crack edges, clockwise on screen around inside pixels: start corner -> end corners
-    for (rows, cols), (x0, y0, x1, y1) in (
-            (np.nonzero(p[1:] & ~p[:-1]), (0, 1, 1, 1)),  # top sides, going right
-            (np.nonzero(p[:-1] & ~p[1:]), (1, 1, 0, 1)),  # bottom sides, going left
-            (np.nonzero(p[:, 1:] & ~p[:, :-1]), (1, 1, 1, 0)),  # left sides, going up
-            (np.nonzero(p[:, :-1] & ~p[:, 1:]), (1, 0, 1, 1))):  # right sides, going down
-        for r, c in zip(rows.tolist(), cols.tolist()):
-            out.setdefault((c + x0, r + y0), []).append((c + x1, r + y1))
-    rings = []
-    while out:
-        start = v = min(out)
-        ring = [start]
-        while True:
-            v = out[v].pop() if len(out[v]) > 1 else out.pop(v)[0]
-            if v == start:
-                break
-            ring.append(v)
-        # keep the corners where the direction turns; shift back from padded coordinates
-        ring = [b for a, b, c in zip(ring[-1:] + ring[:-1], ring, ring[1:] + ring[:1])
-                if (b[0] - a[0], b[1] - a[1]) != (c[0] - b[0], c[1] - b[1])]
-        rings.append([(x - 1.0, y - 1.0) for x, y in ring])
-    areas = [sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(r, r[1:] + r[:1])) for r in rings]
-    if min(areas) > 0:  # outer rings only (holes run anticlockwise, with negative area)
-        return [[v for pt in ring for v in pt] for ring in rings]
-    anchor, joined = rings[0][0], rings[0] + [rings[0][0]]
-    for ring in rings[1:]:
-        joined += ring + [ring[0], anchor]
-    return [[v for pt in joined for v in pt]]
-
-
-def _annotation(mask: np.ndarray, ann_id: int, image_id: int, category_id: int, rle: bool) -> dict:
-    ys, xs = np.nonzero(mask)
-    bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
-    if rle:
-        from pycocotools import mask as mask_utils
-        segm = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-        segm = dict(size=[int(s) for s in segm['size']], counts=segm['counts'].decode('ascii'))
-    else:
-        segm = _polygons(mask)
-    return dict(id=ann_id, image_id=image_id, category_id=category_id, bbox=bbox, area=float(mask.sum()),
-                iscrowd=0, segmentation=segm)
-
-
-def imagenet_folder(root, classes: int = 4, train_per_class: int = 8, val_per_class: int = 4, size: int = 64,
-                    seed: int = 0) -> dict:
-    """ImageNet layout `root/{train,val}/<wnid>/*.JPEG`; each image shows one large shape of its class on top."""
-    if not 1 <= classes <= len(SHAPES):
-        raise ValueError(f'classes={classes}: expected 1..{len(SHAPES)} (one per shape in {SHAPES})')
-    root = _prepare(root, dict(kind='imagenet', classes=classes, train_per_class=train_per_class,
-                               val_per_class=val_per_class, size=size, seed=seed))
-    rng = np.random.default_rng(seed)
-    names = [f'n{i:08d}_{SHAPES[i]}' for i in range(classes)]  # WNID-like, sorted in class order
-    summary = dict(root=str(root), classes=names)
-    for split, n in (('train', train_per_class), ('val', val_per_class)):
-        summary[split] = []
-        for label, name in enumerate(names):
-            (root / split / name).mkdir(parents=True)
-            for j in range(n):
-                img = _background(rng, size, size)
-                for k in rng.integers(len(SHAPES), size=rng.integers(3)):  # small distractors of any class
-                    _paint(rng, img, _shape_mask(rng, SHAPES[k], size, size, (0.08, 0.14)), COLOURS[k])
-                _paint(rng, img, _shape_mask(rng, SHAPES[label], size, size, (0.25, 0.4), (0.35, 0.65)),
-                       COLOURS[label])
-                path = root / split / name / f'{name}_{j:05d}.JPEG'
-                _save(img, path)
-                summary[split].append((str(path), label))
-    return summary
-
-
-def coco_instances(root, train_images: int = 8, val_images: int = 4, size=(128, 96),
-                   classes=('circle', 'square', 'triangle'), max_objects: int = 4, seed: int = 0,
-                   mask_format: str = 'polygon') -> dict:
-    """mmdet's COCO layout: `annotations/instances_{train,val}2017.json`, images in `{train,val}2017/`.
-
-    Masks are the visible parts; objects with under 30% of their shape (or 16 px) visible are left unannotated.
-    mask_format: 'polygon', 'rle' (compressed, counts as str) or 'mixed' (alternating by annotation id).
-    """
-    if mask_format not in ('polygon', 'rle', 'mixed'):
-        raise ValueError(f"mask_format={mask_format!r}: expected 'polygon', 'rle' or 'mixed'")
-    if not classes or set(classes) - set(SHAPES):
-        raise ValueError(f'classes={classes}: expected a non-empty subset of {SHAPES}')
-    w, h = size
-    root = _prepare(root, dict(kind='coco', train_images=train_images, val_images=val_images, size=[w, h],
-                               classes=list(classes), max_objects=max_objects, seed=seed, mask_format=mask_format))
-    (root / 'annotations').mkdir()
-    rng = np.random.default_rng(seed)
-    categories = [dict(id=i + 1, name=c, supercategory='shape') for i, c in enumerate(classes)]
-    summary, image_id, ann_id = dict(root=str(root), classes=list(classes)), 0, 0
-    for split, n in (('train2017', train_images), ('val2017', val_images)):
-        (root / split).mkdir()
-        images, annotations = [], []
-        for _ in range(n):
-            image_id += 1  # ids unique across splits, so file names are too
-            img = _background(rng, w, h)
-            labels = rng.integers(len(classes), size=rng.integers(1, max_objects + 1))
-            masks = [_shape_mask(rng, classes[k], w, h) for k in labels]
-            for k, m in zip(labels, masks):
-                _paint(rng, img, m, COLOURS[SHAPES.index(classes[k])])
-            images.append(dict(id=image_id, file_name=f'{image_id:012d}.jpg', width=w, height=h))
-            _save(img, root / split / images[-1]['file_name'])
-            for k, full, vis in zip(labels, masks, _visible(masks)):
-                if vis.sum() < max(16, 0.3 * full.sum()):
-                    continue
-                ann_id += 1
-                rle = mask_format == 'rle' or (mask_format == 'mixed' and ann_id % 2 == 0)
-                annotations.append(_annotation(vis, ann_id, image_id, int(k) + 1, rle))
-        ann_file = root / 'annotations' / f'instances_{split}.json'
-        ann_file.write_text(json.dumps(dict(info=dict(description='make_toy_data.py', version='1.0'), licenses=[],
-                                            images=images, annotations=annotations, categories=categories)))
-        summary[split[:-4]] = dict(ann_file=str(ann_file), img_dir=str(root / split), images=len(images),
-                                   annotations=len(annotations))
-    return summary
-
-
-def ade20k(root, train_images: int = 8, val_images: int = 4, size=(128, 96), num_classes: int = 150,
-           classes_used=(1, 3, 4, 13, 16, 21), seed: int = 0) -> dict:
-    """mmseg's ADE20K layout: `images/{training,validation}/*.jpg`, `annotations/.../*.png` (mode L, 0 = other).
-
-    classes_used are ADE's 1-based ids: the first half label background regions (default wall, sky, floor), the
-    rest label shapes (default person, table, car). A small clutter shape in every image is labelled 0.
-    """
-    used = [int(k) for k in classes_used]
-    if len(used) < 2 or not all(1 <= k <= num_classes for k in used) or num_classes > 254:
-        raise ValueError(f'classes_used={classes_used}: expected >= 2 ids in 1..num_classes={num_classes} (<= 254)')
-    stuff, things = used[:len(used) // 2], used[len(used) // 2:]
-    w, h = size
-    root = _prepare(root, dict(kind='ade20k', train_images=train_images, val_images=val_images, size=[w, h],
-                               num_classes=num_classes, classes_used=used, seed=seed))
-    rng = np.random.default_rng(seed)
-    summary = dict(root=str(root), stuff=stuff, things=things)
-    for split, prefix, n in (('training', 'ADE_train', train_images), ('validation', 'ADE_val', val_images)):
-        (root / 'images' / split).mkdir(parents=True)
-        (root / 'annotations' / split).mkdir(parents=True)
-        summary[split] = []
-        for i in range(1, n + 1):
-            horizon = h * rng.uniform(0.35, 0.65) + h * 0.08 * np.sin(np.arange(w) / w * rng.uniform(2, 9))
-            below = np.arange(h)[:, None] >= horizon[None, :]
-            top, bottom = rng.choice(stuff, 2, replace=len(stuff) < 2)
-            label = np.where(below, bottom, top).astype(np.uint8)
-            img = np.where(below[..., None], _texture(rng, w, h, _class_colour(bottom), 0.7 * _class_colour(bottom)),
-                           _texture(rng, w, h, _class_colour(top), 0.7 * _class_colour(top)))
-            for j in rng.integers(len(things), size=rng.integers(1, 5)):  # thing j is drawn as SHAPES[j]
-                mask = _shape_mask(rng, SHAPES[j % len(SHAPES)], w, h)
-                _paint(rng, img, mask, _class_colour(things[j]))
-                label[mask] = things[j]
-            clutter = _shape_mask(rng, SHAPES[rng.integers(len(SHAPES))], w, h, (0.06, 0.1))
-            _paint(rng, img, clutter, rng.uniform(60, 200, 3))
-            label[clutter] = 0
-            name = f'{prefix}_{i:08d}'
-            pair = (root / 'images' / split / f'{name}.jpg', root / 'annotations' / split / f'{name}.png')
-            _save(img, pair[0])
-            Image.fromarray(label).save(pair[1])
-            summary[split].append(tuple(map(str, pair)))
-    return summary
-
-
-def _size(text: str) -> tuple:
+def size(text: str) -> tuple:
     parts = text.lower().split('x')
     if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise argparse.ArgumentTypeError(f'--size {text!r}: expected WxH, e.g. 128x96')
     return int(parts[0]), int(parts[1])
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('root', help='writes ROOT/imagenet, ROOT/coco, ROOT/ade20k (rewritten on every run)')
-    for name in ('imagenet', 'coco', 'ade20k'):
+    for name in NAMES:
         parser.add_argument(f'--{name}', action='store_true', help=f'write {name} (all three when none is given)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--size', type=_size, help='WxH of COCO/ADE20K images; ImageNet images are min(W, H) square')
+    parser.add_argument('--size', type=size, help='WxH of COCO/ADE20K images; ImageNet images are min(W, H) square')
     parser.add_argument('--images', type=int, help='train images per split (ImageNet: per class); val gets half')
     parser.add_argument('--mask-format', default='polygon', choices=('polygon', 'rle', 'mixed'))
     args = parser.parse_args(argv)
-    chosen = [n for n in ('imagenet', 'coco', 'ade20k') if getattr(args, n)] or ['imagenet', 'coco', 'ade20k']
-    n, size, root = args.images, args.size, Path(args.root)
-    kw = dict(seed=args.seed, **({} if n is None else dict(train_images=n, val_images=max(1, n // 2))),
-              **({} if size is None else dict(size=size)))
-    if 'imagenet' in chosen:
-        s = imagenet_folder(root / 'imagenet', seed=args.seed, **({} if size is None else dict(size=min(size))),
-                            **({} if n is None else dict(train_per_class=n, val_per_class=max(1, n // 2))))
-        print(f"imagenet: {s['root']}: {len(s['classes'])} classes, {len(s['train'])} train / {len(s['val'])} val")
-    if 'coco' in chosen:
-        s = coco_instances(root / 'coco', mask_format=args.mask_format, **kw)
-        print(f"coco: {s['root']}: train {s['train']['images']} images / {s['train']['annotations']} objects, "
-              f"val {s['val']['images']} / {s['val']['annotations']}")
-    if 'ade20k' in chosen:
-        s = ade20k(root / 'ade20k', **kw)
-        print(f"ade20k: {s['root']}: {len(s['training'])} training / {len(s['validation'])} validation pairs")
+    chosen = [n for n in NAMES if getattr(args, n)] or list(NAMES)
+    out = write_all(args.root, chosen, args.seed, args.size, args.images, args.mask_format)
+    for name, summary in out.items():
+        print(summary_line(name, summary))
+    return out
 
 
 if __name__ == '__main__':
