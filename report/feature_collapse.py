@@ -1,0 +1,126 @@
+"""The paper's feature-collapse analysis (ConvNeXt V2 §4, Figs. 3 and 4): the mean pairwise cosine distance between
+the channel maps of every block's dimension-expansion MLP output, per layer, for checkpoints of any stage and format.
+Low distance = redundant, collapsed channels (the paper finds it in V1 + FCMAE, not in V2 + FCMAE)."""
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+
+from backbone.checkpoint import block_version, convert, load_pretrained, safe_load
+from backbone.convnextv2 import ConvNeXtV2, infer_arch
+from pretrain.data import IMAGE_EXTENSIONS, eval_transform, load_rgb
+
+
+def cosine_distance(x: torch.Tensor) -> torch.Tensor:
+    """(N, H, W, C) activations -> (N,) distances (1/C²) Σ_i Σ_j (1 − cos(X_i, X_j)) / 2, X_i the i-th channel
+    map flattened to an HW-vector (a channel that is zero everywhere counts as orthogonal to every channel)."""
+    v = F.normalize(x.flatten(1, 2).transpose(1, 2).double(), dim=-1)  # (N, C, HW), unit channel maps
+    cos = v @ v.transpose(1, 2)  # (N, C, C)
+    return ((1 - cos) / 2).mean(dim=(1, 2))
+
+
+def expansion_layers(model: ConvNeXtV2) -> list[tuple[str, torch.nn.Module]]:
+    """(name, module) whose output is each block's 4C-wide expansion-MLP activation: after GELU and, in V2, GRN
+    (a V1 block's `grn` is the identity, so the same hook point serves both)."""
+    return [(f'stages.{s}.{j}', block.grn) for s, stage in enumerate(model.stages) for j, block in enumerate(stage)]
+
+
+@torch.no_grad()
+def layer_distances(model: ConvNeXtV2, batches) -> tuple[list[str], torch.Tensor, dict]:
+    """Per-layer distance averaged over every image of `batches` (iterable of (N, 3, H, W) tensors); also the first
+    image's activations per layer (H, W, 4C) for the activation grid."""
+    layers, sums, first, count = expansion_layers(model), None, {}, 0
+    current = {}
+    handles = [m.register_forward_hook(lambda _m, _i, out, name=name: current.__setitem__(name, out))
+               for name, m in layers]
+    try:
+        model.eval()
+        for x in batches:
+            model(x)
+            d = torch.stack([cosine_distance(current[name].float()).sum() for name, _ in layers])
+            sums = d if sums is None else sums + d
+            if not first:
+                first = {name: current[name][0].float() for name, _ in layers}
+            count += x.shape[0]
+    finally:
+        for h in handles:
+            h.remove()
+    if not count:
+        raise ValueError('layer_distances: no images')
+    return [name for name, _ in layers], sums / count, first
+
+
+def model_from_checkpoint(path: str, trusted: bool = False) -> tuple[ConvNeXtV2, str]:
+    """A headless ConvNeXt (V1 or V2, size inferred from the weights) strictly loaded from a checkpoint of any stage
+    or format; returns it with the format name."""
+    ckpt = safe_load(path, trusted)
+    sd, fmt, _ = convert(ckpt)
+    model = ConvNeXtV2(infer_arch(sd), block=block_version(sd) or 'v2', out_indices=(3,))
+    load_pretrained(model, ckpt, may_lack=('norm3.*',))
+    return model, fmt
+
+
+def list_images(folder: str, limit: int) -> list[Path]:
+    files = sorted(p for p in Path(folder).rglob('*') if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise FileNotFoundError(f'{folder}: no images (extensions {IMAGE_EXTENSIONS}) at any depth')
+    return files[:limit]
+
+
+def image_batches(files: list, size: int, batch: int = 16):
+    transform = eval_transform(size)
+    for i in range(0, len(files), batch):
+        yield torch.stack([transform(load_rgb(str(f))) for f in files[i:i + batch]])
+
+
+def plot_distances(results: list, path: Path) -> None:
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.add_subplot()
+    for r in results:
+        ax.plot(range(1, len(r['distance']) + 1), r['distance'], marker='.', label=r['label'])
+    ax.set(xlabel='block (expansion MLP layer)', ylabel='mean cosine distance', ylim=(0, None),
+           title='Feature cosine distance per layer (ConvNeXt V2 Fig. 4)')
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def plot_activations(acts: dict, path: Path, channels: int = 16) -> None:
+    """Fig. 3: the first `channels` channel maps of one layer, a row per checkpoint."""
+    fig = Figure(figsize=(channels * 0.8, 0.9 * len(acts) + 0.3))
+    for row, (label, x) in enumerate(acts.items()):
+        for c in range(min(channels, x.shape[-1])):
+            ax = fig.add_subplot(len(acts), channels, row * channels + c + 1)
+            ax.imshow(x[..., c].numpy(), cmap='viridis')
+            ax.set_xticks([]), ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(label, fontsize=6)
+    fig.savefig(path, dpi=120)
+
+
+def analyze(checkpoints: list, images: str, out: str, size: int = 224, max_images: int = 1000,
+            grid_layer: str | None = None, labels: list | None = None, trusted: bool = False) -> dict:
+    """Distances per layer for each checkpoint on the same images; writes feature_collapse.json, .png and the
+    activation grid (layer `grid_layer`, default the last block of stage 2) into `out`."""
+    files, out = list_images(images, max_images), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results, acts = [], {}
+    for i, path in enumerate(checkpoints):
+        model, fmt = model_from_checkpoint(path, trusted)
+        names, dist, first = layer_distances(model, image_batches(files, size))
+        label = labels[i] if labels else Path(path).stem
+        layer = grid_layer or f'stages.2.{model.depths[2] - 1}'
+        if layer not in first:
+            raise KeyError(f'--grid-layer {layer!r}: expected one of {names[0]} ... {names[-1]}')
+        acts[label] = first[layer]
+        results.append(dict(checkpoint=str(path), label=label, format=fmt, arch=model.arch, block=model.block,
+                            layers=names, distance=[round(float(d), 5) for d in dist],
+                            mean=round(float(dist.mean()), 5)))
+        print(f'analyze_features: {label}: mean distance {results[-1]["mean"]:.4f} over {len(names)} layers')
+    summary = dict(images=len(files), size=size, grid_layer=grid_layer or 'stages.2.<last>', checkpoints=results)
+    (out / 'feature_collapse.json').write_text(json.dumps(summary, indent=1))
+    plot_distances(results, out / 'feature_collapse.png')
+    plot_activations(acts, out / 'activations.png')
+    return summary

@@ -1,0 +1,64 @@
+"""The paper's feature-collapse measure (§4, Fig. 4) against hand computation, its hook point in the block, and
+tools/analyze_features.py end to end on V1 and V2 checkpoints of two formats."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from backbone import ConvNeXtV2
+from report.feature_collapse import cosine_distance, layer_distances
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_cosine_distance_equals_hand_computation():
+    # one image, H=1, W=2, C=3 channel maps X0=(1, 1), X1=(1, 0), X2=(-1, -1)
+    x = torch.tensor([[[[1., 1, -1], [1, 0, -1]]]])  # (N=1, H=1, W=2, C=3)
+    c01 = 1 / math.sqrt(2)  # cos(X0, X1); cos(X0, X2) = -1; cos(X1, X2) = -1/sqrt(2)
+    pairs = (1 - c01) / 2 + (1 + 1) / 2 + (1 + c01) / 2  # i < j; the matrix holds each twice, the diagonal 0
+    assert cosine_distance(x).item() == pytest.approx(2 * pairs / 9, rel=1e-12)
+    same = torch.ones(2, 4, 4, 8)  # identical channels: fully collapsed
+    assert torch.allclose(cosine_distance(same), torch.zeros(2, dtype=torch.float64))
+
+
+def test_distance_is_measured_on_the_expansion_output(one_thread):
+    torch.manual_seed(0)
+    model = ConvNeXtV2('atto', out_indices=(3,)).eval()
+    for p in model.parameters():
+        p.data.normal_(0, 0.2)  # random GRN gamma/beta too: GRN must sit before the hook point
+    x = torch.randn(3, 3, 64, 64)
+    names, dist, first = layer_distances(model, [x[:2], x[2:]])
+    assert names[0] == 'stages.0.0' and len(names) == sum(model.depths) == len(dist)
+    block = model.stages[0][0]
+    y = block.dwconv(model.downsample_layers[0](x)).permute(0, 2, 3, 1)
+    expansion = block.grn(block.act(block.pwconv1(block.norm(y))))  # (N, H, W, 4C)
+    assert expansion.shape[-1] == 160
+    torch.testing.assert_close(dist[0], cosine_distance(expansion.detach()).mean(), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(first['stages.0.0'], expansion[0].detach())
+
+
+def test_analyze_features_tool_on_v1_and_v2_checkpoints(tmp_path):
+    v1, v2 = ConvNeXtV2('atto', block='v1', num_classes=4), ConvNeXtV2('atto')
+    torch.save({'model': v1.state_dict()}, tmp_path / 'v1_official.pth')  # official layout, V1 with a head
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in v2.state_dict().items()}}, tmp_path / 'v2_det.pth')
+    images = tmp_path / 'images' / 'nested'
+    images.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (80, 100, 3), dtype=np.uint8)).save(images / f'{i}.png')
+    out = tmp_path / 'out'
+    subprocess.run([sys.executable, str(ROOT / 'tools/analyze_features.py'), str(tmp_path / 'v1_official.pth'),
+                    str(tmp_path / 'v2_det.pth'), '--images', str(tmp_path / 'images'), '--out', str(out),
+                    '--size', '64', '--labels', 'V1', 'V2'], check=True, cwd=tmp_path)
+    summary = json.loads((out / 'feature_collapse.json').read_text())
+    assert summary['images'] == 3
+    got = {r['label']: r for r in summary['checkpoints']}
+    assert got['V1']['block'] == 'v1' and got['V2']['block'] == 'v2' and got['V1']['format'] == 'official'
+    assert all(len(r['distance']) == 12 and 0 < r['mean'] < 1 for r in got.values())
+    assert (out / 'feature_collapse.png').stat().st_size > 0 and (out / 'activations.png').stat().st_size > 0
