@@ -1,6 +1,6 @@
-"""tools/compare.py on synthetic runs: results JSONs of tools/test.py and tools/seg_eval.py, dumped configs and a
-scalars.json give a report with every row, the paper's numbers and valid PNG plots; FLOPs equal hand counts and the
-paper's ConvNeXt V2-A figures."""
+"""The report (tools/compare.py) on synthetic runs: results JSONs of tools/test.py and tools/seg_eval.py, dumped
+configs and a scalars.json give a report with every row, the paper's numbers and valid PNG plots; FLOPs equal hand
+counts and the paper's ConvNeXt V2-A figures; ImageNet runs meet the paper column of their pre-training length."""
 import json
 from pathlib import Path
 
@@ -9,6 +9,7 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
+from report import PAPER_ADE, PAPER_COCO, complexity, count_flops
 from tools import compare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,10 +74,10 @@ def test_our_rows(report, runs):
 
 
 def test_paper_rows(report):
-    for backbone, init, box, mask in compare.PAPER_COCO:
+    for backbone, init, box, mask in PAPER_COCO:
         mask = '–' if mask is None else f'{mask:.1f}'
         assert f'| {backbone} | {init} | – | – | {box:.1f} | {mask} | paper Table 6 |' in report
-    for backbone, init, ms in compare.PAPER_ADE:
+    for backbone, init, ms in PAPER_ADE:
         assert f'| {backbone} | {init} | – | – | – | {ms:.1f} | paper Table 7 |' in report
     assert '| ConvNeXt V2-A | FCMAE | 3.7M | 0.55G | – | 76.7 |' in report
     assert '| ConvNeXt V2-H | FCMAE | 660M | 115G | – | 86.3 |' in report
@@ -101,14 +102,37 @@ def test_not_a_result_is_refused(runs):
 def test_flops_of_a_small_model_by_hand():
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 1, 2))
     # one multiply-add per weight per output position: 3·8·3·3 · 16·16 + 8·4 · 8·8
-    assert compare.count_flops(model, (16, 16)) == 3 * 8 * 9 * 256 + 8 * 4 * 64
+    assert count_flops(model, (16, 16)) == 3 * 8 * 9 * 256 + 8 * 4 * 64
 
 
 def test_atto_params_and_flops_equal_the_paper(tmp_path):
     cfg = Config.fromfile(str(ROOT / 'pretrain/configs/finetune_cnx2_atto.py'))  # 1000-class head, as in the paper
     cache = {}
-    got = compare.complexity(cfg, 'cls', cache)
+    got = complexity(cfg, 'cls', cache)
     assert round(got['params'] / 1e6, 1) == 3.7 and round(got['flops'] / 1e9, 2) == 0.55  # RECIPES variant table
     assert list(cache.values()) == [got]
     cache[next(iter(cache))] = dict(params=1, flops=2)  # a cached value is used as is
-    assert compare.complexity(cfg, 'cls', cache) == dict(params=1, flops=2)
+    assert complexity(cfg, 'cls', cache) == dict(params=1, flops=2)
+
+
+def test_imagenet_runs_meet_the_paper_column_of_their_own_pretraining_length(tmp_path):
+    """800 FCMAE epochs: paper Table 4 (84.6 for V2-B); 1600: the final 84.9. The length is the epoch of mmengine's
+    epoch_N.pth name, else the FCMAE run's dumped max_epochs; a checkpoint from elsewhere has no length."""
+    runs = {'ft_a': ('fcmae_a', 1600, 'epoch_1600.pth', 70.0), 'ft_b': ('fcmae_b', 1600, 'epoch_800.pth', 71.0),
+            'ft_c': ('fcmae_c', 800, 'model.pth', 72.0), 'ft_d': (None, None, 'convnextv2_base_fcmae.pt', 73.0)}
+    for ft, (fcmae, epochs, name, top1) in runs.items():
+        if fcmae:
+            dump('pretrain/configs/fcmae_cnx2_base.py', tmp_path / fcmae, **{'train_cfg.max_epochs': epochs})
+        ckpt = str(tmp_path / (fcmae or 'ckpts') / name)
+        dump('pretrain/configs/finetune_cnx2_base.py', tmp_path / ft,
+             **{'model.backbone.init_cfg': dict(type='Pretrained', checkpoint=ckpt)})
+        write(tmp_path / ft / 'test_results.json', dict(config='pretrain/configs/finetune_cnx2_base.py', task='cls',
+              checkpoint=str(tmp_path / ft / 'e.pth'), tta=False, metrics={'accuracy/top1': top1}))
+    text = compare.main([str(tmp_path), '--out', str(tmp_path / 'report.md'), '--no-flops'])
+    for row in ['| 70.0 | ours: ft_a | 1600 | 84.9 |', '| 71.0 | ours: ft_b | 800 | 84.6 |',
+                '| 72.0 | ours: ft_c | 800 | 84.6 |', '| 73.0 | ours: ft_d | – | – |',
+                '| FCMAE loss (last) | top-1, 1600-ep FCMAE | top-1, 800-ep FCMAE (Table 4) | source |',
+                '| ConvNeXt V2-B | FCMAE | 89M | 15.4G | – | 84.9 | 84.6 |',
+                '| Swin-B | SimMIM | – | – | – | – | 84.0 |',
+                '| ConvNeXt V2-H | FCMAE | 660M | 115G | – | 86.3 | 85.8 |']:
+        assert row in text, row
