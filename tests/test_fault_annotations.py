@@ -1,6 +1,6 @@
-"""Hostile annotations (issue 8) caught by datachecks (tools/preflight.py) before any runner exists: COCO json with missing
-fields or missing images is an error naming file, record and key; boxes and images that mmdet drops are named and
-counted; an ADE20K label out of range stops tools/train.py naming the file and the value. docs/FAULTS.md."""
+"""Hostile annotations (issue 8) caught by datachecks (tools/preflight.py) before any runner exists: COCO json with
+missing fields or missing images is an error naming file, record and key; boxes and images that mmdet drops are named
+and counted; an ADE20K label out of range stops tools/train.py naming the file and the value. docs/FAULTS.md."""
 import json
 import logging
 from pathlib import Path
@@ -10,12 +10,14 @@ import pytest
 from mmengine.logging import MMLogger
 from PIL import Image
 
-from test_det_train import CONFIG as DET_CONFIG
-from test_det_train import toy_options
-from test_seg_train import CONFIG as SEG_CONFIG
 import datachecks as preflight
+from runtime import load_cfg
 from tools import train
 from toydata import ade20k, coco_instances
+
+ROOT = Path(__file__).resolve().parents[1]
+DET_CONFIG = str(ROOT / 'det_configs' / 'mask_rcnn_cnx2_a.py')
+SEG_CONFIG = str(ROOT / 'seg_configs' / 'upernet_cnx2_a.py')
 
 pytestmark = pytest.mark.usefixtures('one_thread')  # conftest.py
 
@@ -33,14 +35,14 @@ def logged_warnings(fn, *args):
 
 
 @pytest.fixture(scope='module')
-def coco(tmp_path_factory):
+def coco(tmp_path_factory, runs):
     """(config over toy COCO, the original train json, a writer of an edited train json)."""
     root = tmp_path_factory.mktemp('coco')
     coco_instances(root, train_images=4, val_images=1, size=(96, 64))
     ann = root / 'annotations' / 'instances_train2017.json'
     original = json.loads(ann.read_text())
-    cfg = train.load_cfg(DET_CONFIG, train.parse_args(['x', '--cfg-options', *toy_options(root)]).cfg_options,
-                         str(root / 'work'), 'none')
+    cfg = load_cfg(DET_CONFIG, train.parse_args(['x', '--cfg-options', *runs.det_toy_options(root)]).cfg_options,
+                   str(root / 'work'), 'none')
 
     def write(edit):
         data = json.loads(json.dumps(original))
@@ -128,6 +130,8 @@ def test_coco_zero_size_boxes_and_empty_images_are_named_and_counted(coco):
     kept = {ds.get_data_info(i)['img_id']: len(ds.get_data_info(i)['instances']) for i in range(len(ds))}
     assert len(kept) == summary['images'] - summary['empty_images']
     assert sum(kept.values()) == summary['annotations'] - summary['zero_size_boxes']
+    dropped = ('zero_size_boxes', 'outside_boxes', 'ignored_boxes', 'other_class_boxes', 'other_dropped_boxes')
+    assert sum(summary.get(k, 0) for k in dropped) == summary['zero_size_boxes']  # no box named that mmdet kept
 
 
 # ----------------------------------------------------------------------------------------- ADE20K (mmseg 1.2)
@@ -160,7 +164,7 @@ def test_valid_label_values_follow_mmseg_load_annotations(toy_ade, tmp_path):
     from mmengine.registry import init_default_scope
     data, opts = toy_ade
     init_default_scope('mmseg')
-    cfg = train.load_cfg(SEG_CONFIG, train.parse_args(['x', *opts]).cfg_options, str(tmp_path), 'none')
+    cfg = load_cfg(SEG_CONFIG, train.parse_args(['x', *opts]).cfg_options, str(tmp_path), 'none')
     _, ds = preflight.lazy_dataset(cfg.train_dataloader.dataset, 'mmseg')
     Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16)).save(tmp_path / 'all.png')
     out = LoadAnnotations()(dict(seg_map_path=str(tmp_path / 'all.png'), reduce_zero_label=True, seg_fields=[]))
@@ -170,7 +174,7 @@ def test_valid_label_values_follow_mmseg_load_annotations(toy_ade, tmp_path):
 
 def test_label_scan_cache_rereads_only_changed_files(toy_ade, tmp_path):
     data, opts = toy_ade
-    cfg = train.load_cfg(SEG_CONFIG, train.parse_args(['x', *opts]).cfg_options, str(tmp_path / 'work'), 'none')
+    cfg = load_cfg(SEG_CONFIG, train.parse_args(['x', *opts]).cfg_options, str(tmp_path / 'work'), 'none')
     first = preflight.check(cfg)
     again = preflight.check(cfg)
     assert [(s['scanned'], s['cached']) for s in first['train'] + first['val']] == [(4, 0), (2, 0)]

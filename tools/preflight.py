@@ -13,7 +13,7 @@ if ROOT not in sys.path:
 from mmengine.config import DictAction  # noqa: E402
 
 from datachecks import DataError, check  # noqa: E402
-from tools.train import load_cfg  # noqa: E402
+from runtime import load_cfg  # noqa: E402
 
 
 def main(argv=None) -> int:
