@@ -36,15 +36,11 @@ def _history_buffer_method(owner, name: str):
     return getattr(HistoryBuffer, name)
 
 
-def allow_mmengine_checkpoints():
-    """mmengine 0.10.7 resumes with torch.load's default weights_only=True (torch ≥ 2.6); allow exactly what its
-    checkpoints hold besides tensors and builtins: the message hub's HistoryBuffer (with its statistics methods) and
-    numpy arrays/scalars (found by saving and resuming a real Runner, tests/test_resume.py)."""
-    torch.serialization.add_safe_globals(
-        [HistoryBuffer, (_history_buffer_method, 'builtins.getattr')] + _numpy_globals())
-
-
-allow_mmengine_checkpoints()
+def mmengine_globals() -> list:
+    """What mmengine 0.10.7 checkpoints hold besides tensors and builtins: the message hub's HistoryBuffer (with its
+    statistics methods) and numpy arrays/scalars (found by saving and resuming a real Runner, tests/test_resume.py).
+    Allowed only while a file is read: by safe_load here, and around mmengine's own loads by runtime's runner."""
+    return [HistoryBuffer, (_history_buffer_method, 'builtins.getattr')] + _numpy_globals()
 
 # official checkpoints pickle their argparse.Namespace under 'args'; SimMIM ones a yacs CfgNode (a dict subclass),
 # read as a plain OrderedDict, so yacs need not be installed (the weights-only unpickler fills exact dict types only)
@@ -69,7 +65,8 @@ def safe_load(path, trusted: bool = False, mmap: bool = False) -> dict:
         elif trusted:
             obj = torch.load(path, map_location='cpu', weights_only=False)
         else:
-            extra = [g for g in _CONFIG_GLOBALS if g not in torch.serialization.get_safe_globals()]
+            allowed = torch.serialization.get_safe_globals()
+            extra = [g for g in _CONFIG_GLOBALS + mmengine_globals() if g not in allowed]
             with torch.serialization.safe_globals(extra):
                 obj = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:

@@ -74,7 +74,7 @@ def test_cnx2_leaf(letter):
     assert bb.get('with_cp', False) == (letter in 'lh')
     assert cfg.optim_wrapper.constructor == 'ConvNeXtV2LayerDecayConstructor'
     assert cfg.optim_wrapper.paramwise_cfg == dict(decay_rate=0.95, decay_type='layer_wise')
-    assert cfg.custom_imports.imports == ['backbone']
+    assert cfg.custom_imports.imports == ['backbone', 'runtime']
 
 
 def test_widths_table_equals_variants():
@@ -89,7 +89,7 @@ def test_swin_configs():
             'SimMIMSwinTransformer', dims, (2, 2, 18, 2), heads)
         assert bb.window_size == 7 and bb.get('with_cp', False) == cp and 'arch' not in bb
         assert cfg.model.neck.in_channels == [dims * 2 ** i for i in range(4)]
-        assert cfg.custom_imports.imports == ['backbone', 'backbone.swin_simmim']
+        assert cfg.custom_imports.imports == ['backbone', 'backbone.swin_simmim', 'runtime']
         assert 'decay_rate' not in cfg.optim_wrapper.paramwise_cfg
     assert large.model.backbone.init_cfg.checkpoint == 'ckpts/simmim_swin_l.pth'
 

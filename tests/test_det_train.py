@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from backbone import ConvNeXtV2
+from runtime import enable_tta, enable_visualization
 from tools import test as test_tool
 from tools import train as train_tool
 from toydata import coco_instances
@@ -125,13 +126,13 @@ def test_show_dir_and_tta_follow_mmdet(tmp_path):
     """--show-dir turns on mmdet's DetVisualizationHook; --tta wraps the model in DetTTAModel over flipped copies."""
     from mmengine.config import Config
     cfg = Config.fromfile(CONFIG)
-    test_tool.enable_visualization(cfg, 'det', str(tmp_path / 'show'))
+    enable_visualization(cfg, 'det', str(tmp_path / 'show'))
     hook = cfg.default_hooks.visualization
     assert (hook.type, hook.draw, hook.test_out_dir) == ('DetVisualizationHook', True, str(tmp_path / 'show'))
-    test_tool.enable_tta(cfg, 'det')
+    enable_tta(cfg, 'det')
     assert (cfg.model.type, cfg.model.module.type) == ('DetTTAModel', 'MaskRCNN')
     pipeline = cfg.test_dataloader.dataset.pipeline
     assert [t.type for t in pipeline[:-1]] == ['LoadImageFromFile', 'Resize', 'LoadAnnotations']
     assert [t['prob'] for t in pipeline[-1].transforms[0]] == [1., 0.]  # flipped and original
     with pytest.raises(ValueError, match='no visualisation hook for task'):
-        test_tool.enable_visualization(cfg, 'cls', str(tmp_path))
+        enable_visualization(cfg, 'cls', str(tmp_path))

@@ -1,4 +1,4 @@
-"""Exact resume after SIGKILL (issue 8): a run killed after a checkpoint and resumed with `--resume` ends with the
+"""Exact resume after SIGKILL: a run killed after a checkpoint and resumed with `--resume` ends with the
 same weights, EMA and optimizer state as an uninterrupted run (bitwise on CPU); a kill in the middle of writing a
 checkpoint leaves no cut file under a final name, and resume takes the previous complete one and says so."""
 import os
@@ -14,16 +14,13 @@ import torch
 from mmengine.dataset import worker_init_fn as mmengine_worker_init_fn
 from mmengine.hooks import Hook
 from mmengine.model import BaseModel
-from mmengine.runner import Runner
 
-import backbone  # noqa: F401  (weights-only allow-list for mmengine checkpoints)
-from backbone import atomic, resume
-from fault_helpers import HELPER, ROOT, WRITE_FAULT, finish, last_log, max_difference, start, train_here
+from runtime import SafeLoadRunner, atomic, mmengine_checkpoints, resume
 from toydata import imagenet_folder
 
 LEAF = '''_base_ = '{base}'
-custom_imports = dict(imports=['backbone', 'pretrain', 'fault_helper'], allow_failed_imports=False)
-custom_hooks = [h for h in _base_.custom_hooks if h['type'] not in ('EMAHook', 'ResumeStateHook')] + [
+custom_imports = dict(imports=['backbone', 'pretrain', 'runtime', 'fault_helper'], allow_failed_imports=False)
+custom_hooks = [h for h in _base_.custom_hooks if h['type'] not in ('OptimStepEMAHook', 'ResumeStateHook')] + [
     dict(type='ResumeStateHook'), dict(type='KillAt')] + {ema}
 '''
 EPOCHS, ACCUM = 3, 2  # 6 images, batch 2: 3 iterations an epoch, so epoch_1.pth falls mid-accumulation
@@ -37,48 +34,48 @@ STAGES = {
 }
 
 
-def setup_stage(tmp: Path, stage: str) -> tuple[Path, list]:
-    """Toy ImageNet, the fault helper, and a leaf config over the stage's atto config; returns (config, options)."""
+def setup_stage(tmp: Path, stage: str, root: Path) -> tuple[Path, list]:
+    """Toy ImageNet and a leaf config over the stage's atto config in `tmp` (a fault_dir); returns (config, options)."""
     base, ema, extra = STAGES[stage]
     if not (tmp / 'data').exists():
         imagenet_folder(tmp / 'data', classes=2, train_per_class=3, val_per_class=1, size=64)
-    (tmp / 'fault_helper.py').write_text(HELPER)
-    (tmp / 'write_fault.py').write_text(WRITE_FAULT)
     config = tmp / f'{stage}_fault.py'
-    config.write_text(LEAF.format(base=ROOT / base, ema=ema))
+    config.write_text(LEAF.format(base=root / base, ema=ema))
     options = [f'data_root={tmp / "data"}', f'train_cfg.max_epochs={EPOCHS}',
-               f'optim_wrapper.accumulative_counts={ACCUM}', 'default_hooks.logger.interval=1'] + [f'train_dataloader.{o}' for o in LOADER] + extra
+               f'optim_wrapper.accumulative_counts={ACCUM}', 'default_hooks.logger.interval=1'] + [
+        f'train_dataloader.{o}' for o in LOADER] + extra
     return config, options
 
 
 @pytest.mark.parametrize('stage', ['fcmae', 'finetune'])
-def test_kill_and_resume_matches_uninterrupted_run(tmp_path, stage, monkeypatch):
-    config, options = setup_stage(tmp_path, stage)
-    monkeypatch.syspath_prepend(str(tmp_path))  # fault_helper for the runs in this process
-    cut = start(tmp_path, config, tmp_path / 'cut', options, KILL_AT_ITER=5)
-    train_here(config, tmp_path / 'full', options, f'{stage}_full')  # meanwhile, the uninterrupted run
-    log_cut, rc_cut = finish(cut)
+def test_kill_and_resume_matches_uninterrupted_run(fault_dir, runs, stage):
+    tmp_path = fault_dir
+    config, options = setup_stage(tmp_path, stage, runs.ROOT)
+    cut = runs.start(tmp_path, config, tmp_path / 'cut', options, KILL_AT_ITER=5)
+    runs.train_here(config, tmp_path / 'full', options, f'{stage}_full')  # meanwhile, the uninterrupted run
+    log_cut, rc_cut = runs.finish(cut)
     assert rc_cut == -signal.SIGKILL and 'FAULT: SIGKILL rank 0 at iteration 5' in log_cut, log_cut[-3000:]
     assert not (tmp_path / 'cut' / 'epoch_2.pth').exists()  # killed in epoch 2: epoch_1.pth (iteration 3) is the last
 
-    train_here(config, tmp_path / 'cut', options, f'{stage}_resumed', '--resume')
-    log = last_log(tmp_path / 'cut')
+    runs.train_here(config, tmp_path / 'cut', options, f'{stage}_resumed', '--resume')
+    log = runs.last_log(tmp_path / 'cut')
     assert f'resume: last complete checkpoint is {tmp_path / "cut" / "epoch_1.pth"}' in log
     assert 'restored RNG states and accumulated gradients (rank 0 of 1)' in log  # 3 % ACCUM: one micro-batch pending
     assert 'resumed epoch: 1, iter: 3' in log
-    a, b = (torch.load(tmp_path / run / f'epoch_{EPOCHS}.pth', map_location='cpu') for run in ('full', 'cut'))
+    with mmengine_checkpoints():
+        a, b = (torch.load(tmp_path / run / f'epoch_{EPOCHS}.pth', map_location='cpu') for run in ('full', 'cut'))
     assert a['meta']['iter'] == b['meta']['iter'] == 3 * EPOCHS
     for key in ('state_dict', 'optimizer', 'param_schedulers') + (('ema_state_dict',) if stage == 'finetune' else ()):
-        assert max_difference(a[key], b[key]) == 0, key  # bitwise: same kernels, same order, one thread
+        assert runs.max_difference(a[key], b[key]) == 0, key  # bitwise: same kernels, same order, one thread
     assert b['resume_state']['world_size'] == 1
 
 
-def test_kill_while_writing_checkpoint_keeps_previous(tmp_path, monkeypatch):
+def test_kill_while_writing_checkpoint_keeps_previous(fault_dir, runs):
     """SIGKILL halfway through writing epoch_2.pth: only a hidden temporary file is cut; resume takes epoch_1.pth."""
-    config, options = setup_stage(tmp_path, 'fcmae')
-    monkeypatch.syspath_prepend(str(tmp_path))
+    tmp_path = fault_dir
+    config, options = setup_stage(tmp_path, 'fcmae', runs.ROOT)
     work = tmp_path / 'work'
-    log, rc = finish(start(tmp_path, config, work, options, KILL_IN_WRITE=2))
+    log, rc = runs.finish(runs.start(tmp_path, config, work, options, KILL_IN_WRITE=2))
     assert rc == -signal.SIGKILL, log[-3000:]
     names = sorted(p.name for p in work.iterdir() if p.is_file())
     cut = [n for n in names if n.startswith('.epoch_2.pth.tmp')]
@@ -86,15 +83,15 @@ def test_kill_while_writing_checkpoint_keeps_previous(tmp_path, monkeypatch):
     assert not atomic.is_complete(str(work / cut[0])) and atomic.is_complete(str(work / 'epoch_1.pth'))
     assert (work / 'last_checkpoint').read_text() == str(work / 'epoch_1.pth')
 
-    train_here(config, work, options + ['train_cfg.max_epochs=2'], 'write_resumed', '--resume')
-    log = last_log(work)
+    runs.train_here(config, work, options + ['train_cfg.max_epochs=2'], 'write_resumed', '--resume')
+    log = runs.last_log(work)
     assert f'resume: last complete checkpoint is {work / "epoch_1.pth"}' in log and 'resumed epoch: 1, iter: 3' in log
     assert atomic.is_complete(str(work / 'epoch_2.pth'))
 
 
-def test_without_atomic_writes_a_kill_cuts_the_final_file(tmp_path):
+def test_without_atomic_writes_a_kill_cuts_the_final_file(fault_dir):
     """The control: the same kill inside mmengine's plain LocalBackend.put leaves a cut file under the final name."""
-    (tmp_path / 'write_fault.py').write_text(WRITE_FAULT)
+    tmp_path = fault_dir
     code = ('import write_fault; from mmengine.fileio.backends.local_backend import LocalBackend; '
             'LocalBackend().put(b"PK\\x03\\x04" + bytes(1 << 20), "epoch_1.pth")')  # a zip start, as torch.save
     env = dict(os.environ, PYTHONPATH=str(tmp_path), FAULT_KILL_IN_WRITE='1')
@@ -106,7 +103,7 @@ def test_without_atomic_writes_a_kill_cuts_the_final_file(tmp_path):
 
 
 def test_resume_skips_cut_and_missing_files(tmp_path):
-    """A pointer to a cut file (e.g. written before this patch) or a moved work dir still resumes a complete one."""
+    """A pointer to a cut file (e.g. written by plain mmengine) or a moved work dir still resumes a complete one."""
     good, cut = tmp_path / 'iter_2.pth', tmp_path / 'iter_4.pth'
     torch.save(dict(w=torch.ones(3)), good)
     cut.write_bytes(good.read_bytes()[:100])
@@ -156,7 +153,7 @@ class StopAt(Hook):
 
 def iter_runner(work, hooks, resume=False):
     torch.manual_seed(0)  # the model's initial weights
-    return Runner(
+    return SafeLoadRunner(
         model=NoisyModel(), work_dir=str(work), resume=resume, randomness=dict(seed=0),
         experiment_name=f'{work.name}{"-resume" if resume else ""}{len(hooks)}',
         train_dataloader=dict(dataset=NoisyData(), sampler=dict(type='InfiniteSampler', shuffle=True), batch_size=2,

@@ -13,7 +13,6 @@ import torch
 
 from backbone.checkpoint import safe_load
 from tools import test as test_tool
-from test_det_train import toy_options
 from toydata import coco_instances
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -28,30 +27,30 @@ def free_port() -> int:
 CONFIG = osp.join(ROOT, 'det_configs', 'mask_rcnn_cnx2_a.py')
 
 
-def options(data_root, epochs: int) -> list:
-    return toy_options(data_root, batch=1, val=False) + [f'train_cfg.max_epochs={epochs}',
+def options(runs, data_root, epochs: int) -> list:
+    return runs.det_toy_options(data_root, batch=1, val=False) + [f'train_cfg.max_epochs={epochs}',
                                                          'model.backbone.init_cfg=None', 'find_unused_parameters=True']
 
 
-def dist_train(work, data_root, epochs: int, *extra, tool='dist_train.sh', args=('2',)) -> str:
+def dist_train(runs, work, data_root, epochs: int, *extra, tool='dist_train.sh', args=('2',)) -> str:
     """Run tools/dist_train.sh (or dist_test.sh) with 2 processes (batch 1 each) and return its combined output."""
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1')
     cmd = ['bash', osp.join(ROOT, 'tools', tool), CONFIG, *args, '--work-dir', str(work), *extra,
-           '--cfg-options', *options(data_root, epochs)]
+           '--cfg-options', *options(runs, data_root, epochs)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc.stdout + proc.stderr
 
 
-def test_dist_train_gloo_then_resume(tmp_path):
+def test_dist_train_gloo_then_resume(tmp_path, runs):
     coco_instances(tmp_path / 'coco', train_images=4, val_images=3, size=(96, 64))
     work = tmp_path / 'work'
-    log = dist_train(work, tmp_path / 'coco', 1)
+    log = dist_train(runs, work, tmp_path / 'coco', 1)
     assert 'Distributed launcher: pytorch' in log and 'GPU number: 2' in log and "'backend': 'gloo'" in log
     meta = safe_load(work / 'epoch_1.pth')['meta']
     assert (meta['epoch'], meta['iter']) == (1, 2)  # 4 images over 2 processes, batch 1 each
 
-    log = dist_train(work, tmp_path / 'coco', 2, '--resume')
+    log = dist_train(runs, work, tmp_path / 'coco', 2, '--resume')
     assert 'resumed epoch: 1, iter: 2' in log
     assert 'Epoch(train) [2][2/2]' in log
     meta = safe_load(work / 'epoch_2.pth')['meta']
@@ -60,8 +59,8 @@ def test_dist_train_gloo_then_resume(tmp_path):
     # the trained checkpoint on 2 test processes (3 images: one rank gets a padded duplicate, dropped when gathered)
     ckpt = str(work / 'epoch_2.pth')
     one = test_tool.main([CONFIG, ckpt, '--work-dir', str(tmp_path / 'test1'), '--out', str(tmp_path / 'one.pkl'),
-                          '--cfg-options', *options(tmp_path / 'coco', 2)])
-    log = dist_train(tmp_path / 'test2', tmp_path / 'coco', 2, '--out', str(tmp_path / 'two.pkl'),
+                          '--cfg-options', *options(runs, tmp_path / 'coco', 2)])
+    log = dist_train(runs, tmp_path / 'test2', tmp_path / 'coco', 2, '--out', str(tmp_path / 'two.pkl'),
                      tool='dist_test.sh', args=(ckpt, '2'))
     assert 'GPU number: 2' in log and 'tools/test.py: wrote' in log
     two = json.loads((tmp_path / 'test2' / 'test_results.json').read_text())

@@ -1,5 +1,6 @@
-"""mmengine 0.10.7 resumes through torch.load's default weights_only=True: with backbone.checkpoint's allow-list (and
-only with it) an interrupted iteration-based run resumes to exactly the weights of an uninterrupted one."""
+"""mmengine 0.10.7 resumes through torch.load's default weights_only=True: with the allow-list that runtime's
+SafeLoadRunner applies while it loads (and only with it) an interrupted iteration-based run resumes to exactly the
+weights of an uninterrupted one."""
 import pickle
 
 import pytest
@@ -7,10 +8,9 @@ import torch
 import torch.nn as nn
 from mmengine.hooks import Hook
 from mmengine.model import BaseModel
-from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
-import backbone.checkpoint  # noqa: F401  (installs the allow-list at import)
+from runtime import SafeLoadRunner, mmengine_checkpoints
 
 MAX_ITERS = 4
 
@@ -59,7 +59,7 @@ class StopAt(Hook):
 def make_runner(work_dir, hook, resume=False):
     torch.manual_seed(0)
     name = f'{work_dir.name}-resume' if resume else work_dir.name  # one logger per runner, even within a second
-    return Runner(
+    return SafeLoadRunner(
         model=ToyModel(), work_dir=str(work_dir), resume=resume, randomness=dict(seed=0), experiment_name=name,
         train_dataloader=dict(dataset=ToyData(), sampler=dict(type='DefaultSampler', shuffle=False), batch_size=2,
                               collate_fn=dict(type='default_collate'), num_workers=0),
@@ -90,14 +90,11 @@ def test_resume_matches_uninterrupted_run(tmp_path):
 
 
 def test_without_allow_list_resume_fails(tmp_path):
-    """The control: mmengine's checkpoint really needs the allow-list (so the test above proves the fix)."""
+    """The control: mmengine's checkpoint really needs the allow-list (so the test above proves the fix), and it
+    is allowed only inside the context, not process-wide."""
     make_runner(tmp_path / 'control', StopAt()).train()
-    saved = torch.serialization.get_safe_globals()
-    torch.serialization.clear_safe_globals()
-    try:
-        with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer|numpy|getattr'):
-            torch.load(tmp_path / 'control' / 'iter_2.pth')
-    finally:
-        torch.serialization.add_safe_globals(saved)
-    saved = torch.load(tmp_path / 'control' / 'iter_2.pth')  # the allow-list is back
+    with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer|numpy|getattr'):
+        torch.load(tmp_path / 'control' / 'iter_2.pth')
+    with mmengine_checkpoints():
+        saved = torch.load(tmp_path / 'control' / 'iter_2.pth')  # the allow-list is back
     assert set(saved) >= {'state_dict', 'optimizer', 'message_hub', 'param_schedulers'}

@@ -17,7 +17,9 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
 from backbone import VARIANTS
-from tools.seg_eval import build_cfg, parse_args, set_tta_flip
+from backbone.zoo import ZOO
+from runtime.seg_eval import build_cfg, set_tta_flip
+from tools.seg_eval import parse_args
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'seg_configs', '*.py')))
@@ -184,7 +186,7 @@ def test_multi_scale_pipeline_sizes(tmp_path, flip):
 
 def test_seg_eval_flip_option():
     args = parse_args([osp.join(ROOT, 'seg_configs/upernet_cnx2_a.py'), 'x.pth', '--cfg-options', 'tta_flip=True'])
-    cfg = build_cfg(args, multi_scale=True)
+    cfg = build_cfg(args.config, args.checkpoint, multi_scale=True, cfg_options=args.cfg_options)
     flips = [g for g in cfg.test_dataloader.dataset.pipeline[1]['transforms'] if g[0]['type'] == 'RandomFlip'][0]
     assert [t['prob'] for t in flips] == [0., 1.] and cfg.model.type == 'SegTTAModel'
     assert cfg.test_evaluator.type == 'PerClassIoUMetric' and cfg.model.module.test_cfg.mode == 'slide'

@@ -7,7 +7,9 @@ _base_ = [
     # with recomputed boxes, tiny boxes filtered, flip), 1333x800 test, CocoMetric bbox+segm, default runtime
     'mmdet::common/lsj-100e_coco-instance.py',
 ]
-custom_imports = dict(imports=['backbone'], allow_failed_imports=False)  # registers ConvNeXtV2 + the constructor
+# ConvNeXtV2 + the constructor; the atomic checkpoint hook, exact resume and SafeLoadRunner (runtime/)
+custom_imports = dict(imports=['backbone', 'runtime'], allow_failed_imports=False)
+runner_type = 'SafeLoadRunner'
 
 widths = dict(  # stage widths of backbone.VARIANTS (tests/test_det_configs.py checks them); the FPN's in_channels
     atto=[40, 80, 160, 320], femto=[48, 96, 192, 384], pico=[64, 128, 256, 512], nano=[80, 160, 320, 640],
@@ -20,7 +22,7 @@ model = dict(
     test_cfg=dict(rcnn=dict(nms=dict(type='soft_nms', iou_threshold=0.5))))  # soft-NMS in the second stage only
 
 # 36 epochs over COCO itself: unwrap the 100e base's RepeatDataset(times=4); 4 images/GPU x 8 GPUs = 32
-# Workers restart each epoch, seeded from the main RNG that ResumeStateHook restores: exact resume (backbone/resume.py)
+# Workers restart each epoch, seeded from the main RNG that ResumeStateHook restores: exact resume (runtime/resume.py)
 train_dataloader = dict(batch_size=4, persistent_workers=False, worker_init_fn=dict(type='epoch_worker_init_fn'),
                         dataset=dict(_delete_=True, **_base_.train_dataloader.dataset.dataset))
 max_epochs = 36
@@ -35,5 +37,5 @@ optim_wrapper = dict(
     paramwise_cfg=dict(decay_rate=0.95, decay_type='layer_wise'),  # A.3 sweeps {0.9, 0.95}; mmdet project: 0.95
     optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05))  # replaces SGD
 auto_scale_lr = dict(enable=False, base_batch_size=32)  # 4 x 8; tools/train.py --auto-scale-lr rescales lr
-default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=3))
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3))  # runtime/atomic.py
 custom_hooks = [dict(type='ResumeStateHook')]  # RNG state and pending gradients come back on --resume

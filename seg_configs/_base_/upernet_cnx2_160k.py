@@ -4,7 +4,8 @@ _base_ = [
     'mmseg::_base_/models/upernet_convnext.py', './ade20k_ms_test.py',
     'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_160k.py',
 ]
-custom_imports = dict(imports=['backbone'], allow_failed_imports=False)
+custom_imports = dict(imports=['backbone', 'runtime'], allow_failed_imports=False)
+runner_type = 'SafeLoadRunner'  # mmengine's Runner; its checkpoint loads allow exactly what mmengine pickles
 
 widths = dict(  # stage widths per arch = backbone.VARIANTS dims (tests/test_seg_configs.py); the heads' in_channels
     atto=[40, 80, 160, 320], femto=[48, 96, 192, 384], pico=[64, 128, 256, 512], nano=[80, 160, 320, 640],
@@ -41,4 +42,5 @@ param_scheduler = [
     dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=1500, end=160000),
 ]
 train_cfg = dict(max_iters=160000, val_interval=16000)
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))  # temporary file, fsync, rename (runtime/atomic.py)
 custom_hooks = [dict(type='ResumeStateHook')]  # RNG state and pending gradients come back on --resume

@@ -15,7 +15,7 @@ model = dict(type='FCMAE', arch='base', patch_size=32, mask_ratio=0.6, decoder_d
              norm_pix_loss=True)
 pretrained_key = 'model.init_cfg'  # tools/train.py --pretrained: continue pre-training from FCMAE weights
 
-# workers restart each epoch, seeded from the (restored) main RNG: exact resume (backbone/resume.py)
+# workers restart each epoch, seeded from the (restored) main RNG: exact resume (runtime/resume.py)
 train_dataloader = dict(
     batch_size=batch_per_gpu, num_workers=10, persistent_workers=False,
     worker_init_fn=dict(type='epoch_worker_init_fn'),
@@ -40,6 +40,6 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_last=True),  # every epoch: resumable
+    checkpoint=dict(interval=1, max_keep_ckpts=2, save_last=True),  # every epoch: resumable
     sampler_seed=dict(type='DistSamplerSeedHook'))
 custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='SkippedImagesHook'), dict(type='ResumeStateHook')]

@@ -19,7 +19,7 @@ model = dict(
     mixup=dict(mixup_alpha=0.8, cutmix_alpha=1.0, prob=1.0, switch_prob=0.5, mode='batch'),
     label_smoothing=0.1)
 
-# workers restart each epoch, seeded from the (restored) main RNG: exact resume (backbone/resume.py)
+# workers restart each epoch, seeded from the (restored) main RNG: exact resume (runtime/resume.py)
 train_dataloader = dict(
     batch_size=batch_per_gpu, num_workers=10, persistent_workers=False,
     worker_init_fn=dict(type='epoch_worker_init_fn'),
@@ -53,8 +53,8 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_last=True,
-                    save_best='accuracy/top1', rule='greater'),  # best and last; both hold EMA and raw weights
+    checkpoint=dict(interval=1, max_keep_ckpts=2, save_last=True,
+                    save_best=['accuracy/top1', 'raw/accuracy/top1'], rule='greater'),  # best EMA, best raw, last
     sampler_seed=dict(type='DistSamplerSeedHook'))
 custom_hooks = [
     # EMA 0.9999 per optimizer step (timm ModelEma in the official code): one update every accumulative_counts

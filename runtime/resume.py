@@ -1,4 +1,4 @@
-"""Exact resume for mmengine 0.10.7 runs of every stage (issue 8): what mmengine's checkpoints do not bring back.
+"""Exact resume for mmengine 0.10.7 runs of every stage: what mmengine's checkpoints do not bring back.
 
 - `ResumeStateHook` stores torch/numpy/python RNG states of every rank (FCMAE masks, drop path, augmentation) and
   gradients accumulated since the last optimizer step, and puts them back where the interrupted run was.
@@ -9,6 +9,8 @@
   which the hook restores): epoch-based loaders without persistent workers then draw new augmentations every epoch
   and the same ones after a resume. (mmengine's default seeds from seed, rank and worker id only: every epoch repeats
   one random sequence; persistent workers carry RNG streams that no checkpoint holds.)
+
+The one access to mmengine internals is `wrap_train_iterator`.
 """
 import logging
 import os
@@ -19,27 +21,22 @@ import torch
 import torch.distributed as dist
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
-from mmengine.registry import FUNCTIONS
 from mmengine.runner.loops import IterBasedTrainLoop
 
-from .atomic import find_last_complete_checkpoint
+from backbone.checkpoint import safe_load
 
 
 def keep_seed(cfg) -> int | None:
-    """On `cfg.resume`, set cfg.randomness.seed to the seed stored in the checkpoint to resume; returns it."""
-    if not cfg.get('resume'):
+    """On `cfg.resume` with `cfg.load_from` set, set cfg.randomness.seed to the seed stored in that checkpoint."""
+    path = cfg.get('load_from')
+    if not cfg.get('resume') or not path or '://' in path:
         return None
-    path = cfg.get('load_from') or find_last_complete_checkpoint(cfg.work_dir)
-    if not path or '://' in path:
-        return None
-    from .checkpoint import safe_load  # weights-only, with the allow-list for mmengine checkpoints
     seed = safe_load(path, mmap=True).get('meta', {}).get('seed')  # every rank: metadata only, not the tensors
     if seed is not None:
         cfg.randomness = dict(cfg.get('randomness') or {}, seed=seed)
     return seed
 
 
-@FUNCTIONS.register_module()
 def epoch_worker_init_fn(worker_id: int) -> None:
     """In a loader worker: reseed python, numpy and torch from torch's worker seed (base seed of this epoch's
     iterator + worker id), offset by the rank so that ranks differ."""
@@ -69,8 +66,18 @@ def _world() -> int:
 
 
 def _mid_accumulation(runner) -> bool:
-    wrapper = runner.optim_wrapper
-    return getattr(wrapper, '_accumulative_counts', 1) > 1 and wrapper._inner_count % wrapper._accumulative_counts
+    """Gradients are pending: the iteration just done did not step the optimizer (OptimWrapper.should_update)."""
+    return not runner.optim_wrapper.should_update()
+
+
+def wrap_train_iterator(loop, wrap):
+    """Replace the data iterator of an IterBasedTrainLoop by `wrap(iterator)`. The one mmengine-internal access of
+    exact resume, read from mmengine 0.10.7 runner/loops.py: the loop keeps its iterator in `dataloader_iterator`
+    and, after before_train, advances it `iter` times on resume before drawing the next batch."""
+    if not hasattr(loop, 'dataloader_iterator'):
+        raise RuntimeError(f'runtime.resume: {type(loop).__name__} has no `dataloader_iterator` (mmengine 0.10.7 '
+                           'had one): exact resume of iteration-based runs must be re-read for this mmengine')
+    loop.dataloader_iterator = wrap(loop.dataloader_iterator)
 
 
 class _RestoreAfterSkip:
@@ -101,7 +108,7 @@ class ResumeStateHook(Hook):
         self.training = False
         self.captured = None  # multi-process: every rank's state, gathered where a checkpoint may follow
         self.train_rng = None  # the training RNG state while validation runs
-        self.resumed = None
+        self.loaded = None  # (resume_state or None,) of a checkpoint loaded before training
 
     def _local(self, runner) -> tuple[dict, dict | None]:
         grads = None
@@ -153,18 +160,20 @@ class ResumeStateHook(Hook):
         checkpoint['resume_state'] = dict(rng=state['rng'], grads=grads, world_size=len(state['rng']))
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if runner._resume:
-            self.resumed = checkpoint.get('resume_state')
-            if self.resumed is None:
-                print_log('resume: the checkpoint holds no resume_state (RNG, accumulated gradients); training '
-                          'continues, but not exactly as an uninterrupted run would', logger='current',
-                          level=logging.WARNING)
+        self.loaded = (checkpoint.get('resume_state'),)
 
     def before_train(self, runner) -> None:
+        """A resumed run starts past iteration 0 (a checkpoint loaded with load_from alone does not): restore it."""
         self.training = True
-        state, self.resumed = self.resumed, None
-        if state is not None:
-            self._restore(runner, state)
+        loaded, self.loaded = self.loaded, None
+        if loaded is None or runner.iter == 0:
+            return
+        if loaded[0] is None:
+            print_log('resume: the checkpoint holds no resume_state (RNG, accumulated gradients); training '
+                      'continues, but not exactly as an uninterrupted run would', logger='current',
+                      level=logging.WARNING)
+        else:
+            self._restore(runner, loaded[0])
 
     def after_train(self, runner) -> None:
         self.training = False
@@ -180,7 +189,7 @@ class ResumeStateHook(Hook):
             params[name].grad = grad.to(params[name].device, params[name].dtype)
         loop = runner.train_loop
         if isinstance(loop, IterBasedTrainLoop) and loop.iter > 0:
-            loop.dataloader_iterator = _RestoreAfterSkip(loop.dataloader_iterator, loop.iter, state['rng'][rank])
+            wrap_train_iterator(loop, lambda iterator: _RestoreAfterSkip(iterator, loop.iter, state['rng'][rank]))
         else:
             set_rng_state(state['rng'][rank])
         print_log(f'resume: restored RNG states{" and accumulated gradients" if state["grads"] else ""} '

@@ -1,0 +1,86 @@
+"""Train or test any stage (FCMAE pre-training, ImageNet fine-tuning, COCO detection, ADE20K segmentation) with
+mmengine's Runner: config → Runner → train/test; what tools/train.py and tools/test.py call."""
+import json
+import os
+import os.path as osp
+import time
+
+import datachecks
+import torch
+from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from .config import check_pretrained, load_cfg, set_pretrained, set_resume
+from .evaluation import TASKS, add_dump, enable_tta, enable_visualization, to_json
+
+
+def build_runner(cfg: Config) -> Runner:
+    """The config's `runner_type` (the base configs name runtime's SafeLoadRunner), else mmengine's Runner."""
+    return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+
+
+def leave_process_group():
+    """Leave the process group at the end of a distributed run: gloo threads that outlive the interpreter abort it
+    at exit ('terminate called without an active exception') after the work is done."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
+def train(config: str, work_dir: str | None = None, resume: str | None = None, amp: bool = False,
+          amp_dtype: str | None = None, auto_scale_lr: bool = False, pretrained: str | None = None,
+          cfg_options: dict | None = None, launcher: str = 'none', compile: bool = False,
+          preflight: bool = True) -> Runner:
+    """Train `config`; `resume='auto'` continues from the work dir's last complete checkpoint, a path from that file."""
+    cfg = load_cfg(config, cfg_options or {}, work_dir, launcher, amp, amp_dtype)
+    if pretrained:
+        set_pretrained(cfg, pretrained)
+    if auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise KeyError(f'--auto-scale-lr: {config} has no auto_scale_lr.base_batch_size')
+        cfg.auto_scale_lr.enable = True
+    if compile:
+        cfg.compile = True  # mmengine compiles train_step / val_step / test_step with torch.compile
+    choice = set_resume(cfg, resume) if resume else None
+    check_pretrained(cfg)
+    if preflight:
+        datachecks.check(cfg)  # bad annotations: a named error or counted skip now, not a crash mid-training
+    runner = build_runner(cfg)
+    if choice:
+        print_log(choice[0], logger=runner.logger, level=choice[1])  # in the run's own log
+    runner.train()
+    leave_process_group()
+    return runner
+
+
+def test(config: str, checkpoint: str, work_dir: str | None = None, out: str | None = None,
+         show_dir: str | None = None, tta: bool = False, json_out: str | None = None,
+         cfg_options: dict | None = None, launcher: str = 'none') -> dict:
+    """Runner.test() of `checkpoint`; writes config, checkpoint, task and metrics as JSON (default
+    <work_dir>/test_results.json) for tools/compare.py, and returns the same dict."""
+    if '://' not in checkpoint and not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
+    cfg = load_cfg(config, cfg_options or {}, work_dir, launcher)
+    cfg.load_from = checkpoint
+    task = TASKS.get(cfg.get('default_scope'), 'cls')
+    if show_dir:
+        enable_visualization(cfg, task, show_dir)
+    if tta:
+        enable_tta(cfg, task)
+    runner = build_runner(cfg)
+    if out:
+        add_dump(runner, task, out)
+    start = time.time()
+    metrics = runner.test()
+    result = dict(config=config, checkpoint=checkpoint, task=task, tta=tta, metrics=to_json(metrics),
+                  time=time.strftime('%Y-%m-%dT%H:%M:%S%z'), seconds=round(time.time() - start, 3))
+    if runner.rank == 0:
+        path = json_out or osp.join(cfg.work_dir, 'test_results.json')
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        with open(path, 'w') as f:
+            json.dump(result, f, indent=2)
+        print(f'tools/test.py: wrote {path}')
+    leave_process_group()
+    return result

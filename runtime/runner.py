@@ -1,0 +1,21 @@
+"""The runner named by `runner_type` in every base config: mmengine's Runner whose own checkpoint loads (`load_from`,
+`--resume`) read weights-only with exactly what mmengine 0.10.7 pickles allowed, and only while they read."""
+import torch
+from mmengine.runner import Runner
+
+from backbone.checkpoint import mmengine_globals
+
+
+def mmengine_checkpoints():
+    """A context in which torch.load(weights_only=True) reads mmengine's checkpoints (message hub, numpy RNG
+    states): torch ≥ 2.6 refuses them otherwise, and trusting every pickle is not the fix."""
+    allowed = torch.serialization.get_safe_globals()
+    return torch.serialization.safe_globals([g for g in mmengine_globals() if g not in allowed])
+
+
+class SafeLoadRunner(Runner):
+    """mmengine's Runner; `load_checkpoint` (which `resume` calls too) runs inside `mmengine_checkpoints()`."""
+
+    def load_checkpoint(self, filename: str, *args, **kwargs):
+        with mmengine_checkpoints():
+            return super().load_checkpoint(filename, *args, **kwargs)
