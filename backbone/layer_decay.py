@@ -1,8 +1,10 @@
-"""Layer-wise learning-rate decay for ConvNeXt V2 (RECIPES.md): one constructor for classification, detection and
+"""Layer-wise learning-rate decay for ConvNeXt V2 (docs/RECIPES.md): one constructor for classification, detection and
 segmentation, with GRN γ/β, biases and 1-D tensors exempt from weight decay."""
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.optim import DefaultOptimWrapperConstructor
+
+from .convnextv2 import ConvNeXtV2
 
 RULES = ('layer_wise', 'stage_wise', 'single', 'group')
 
@@ -40,7 +42,6 @@ def no_weight_decay(name: str, param: nn.Parameter) -> bool:
 
 def find_convnext(module: nn.Module):
     """(prefix, ConvNeXtV2 submodule) of a model: '' for the backbone itself, 'backbone.' or 'encoder.' otherwise."""
-    from .convnextv2 import ConvNeXtV2
     for name, sub in module.named_modules():
         if isinstance(sub, ConvNeXtV2):
             return (name + '.' if name else ''), sub

@@ -1,4 +1,4 @@
-"""mmdet's Swin Transformer initialised from SimMIM checkpoints, for the paper's Swin baselines (DESIGN.md Swin/SimMIM).
+"""mmdet's Swin Transformer initialised from SimMIM checkpoints, for the paper's Swin baselines (docs/RECIPES.md).
 
 Reads raw SimMIM checkpoints (`encoder.*` / `decoder.*` in the original Swin naming, a yacs config beside them) and
 already-converted ones (mmdet naming, optionally `backbone.`-prefixed), resizes relative-position tables when the
@@ -11,18 +11,13 @@ import math
 import torch
 import torch.nn.functional as F
 from mmdet.models.backbones.swin import SwinTransformer, swin_converter
-from mmengine.logging import print_log
 from mmengine.registry import MODELS
 
-from .checkpoint import CheckpointError, pick_state_dict, safe_load
+from .checkpoint import load_state_dict_strictly, pick_state_dict, safe_load
 
 MAY_LACK = ('norm0.*', 'norm1.*', 'norm2.*', 'norm3.*')  # the detector's per-stage output norms are new
 MAY_LEAVE = ('norm.*', 'mask_token', 'decoder.*', 'head.*')  # SimMIM's final norm, mask token, decoder; a classifier
 BUFFERS = ('*relative_position_index', '*attn_mask')  # recomputed by the model for its own window size
-
-
-def _matches(key: str, patterns) -> bool:
-    return any(fnmatch.fnmatchcase(key, p) for p in patterns)
 
 
 def to_mmdet_keys(sd: dict) -> dict:
@@ -35,7 +30,7 @@ def to_mmdet_keys(sd: dict) -> dict:
         sd = {k[len('encoder.'):] if k.startswith('encoder.') else k: v for k, v in sd.items()}
     if any(k.startswith('layers.') for k in sd):  # original Swin / SimMIM naming
         sd = {k[len('backbone.'):]: v for k, v in swin_converter(sd).items()}
-    return {k: v for k, v in sd.items() if not _matches(k, BUFFERS)}
+    return {k: v for k, v in sd.items() if not any(fnmatch.fnmatchcase(k, p) for p in BUFFERS)}
 
 
 def resize_table(table: torch.Tensor, length: int) -> torch.Tensor:
@@ -48,7 +43,7 @@ def resize_table(table: torch.Tensor, length: int) -> torch.Tensor:
 
 class SimMIMSwinTransformer(SwinTransformer):
     """mmdet's SwinTransformer whose `init_cfg=dict(type='Pretrained', checkpoint=P)` loads a SimMIM or converted
-    Swin checkpoint strictly: anything but the expected extras (MAY_LACK, MAY_LEAVE) raises CheckpointError."""
+    Swin checkpoint strictly (backbone.checkpoint's rule): anything but MAY_LACK / MAY_LEAVE raises CheckpointError."""
 
     def init_weights(self):
         if self.init_cfg and self.init_cfg.get('type') == 'Pretrained':
@@ -62,27 +57,15 @@ class SimMIMSwinTransformer(SwinTransformer):
         return f'{type(self).__name__}(embed_dims={self.num_features[0]}, depths={depths}, window_size={window})'
 
     def load_simmim(self, path: str) -> dict:
-        sd, _ = pick_state_dict(safe_load(path))
-        sd = to_mmdet_keys(sd)
-        own = {k: v for k, v in self.state_dict().items() if not _matches(k, BUFFERS)}
+        sd = to_mmdet_keys(pick_state_dict(safe_load(path))[0])
+        own = self.state_dict()
         resized = [k for k in own if 'relative_position_bias_table' in k and k in sd
                    and sd[k].shape[1] == own[k].shape[1] and sd[k].shape[0] != own[k].shape[0]]
         for k in resized:
             sd[k] = resize_table(sd[k], own[k].shape[0])
-        wrong = [f'{k} {tuple(own[k].shape)} vs {tuple(sd[k].shape)}' for k in own if k in sd
-                 and sd[k].shape != own[k].shape]
-        missing = [k for k in own if k not in sd and not _matches(k, MAY_LACK)]
-        unexpected = [k for k in sd if k not in own and not _matches(k, MAY_LEAVE)]
-        problems = [f'{len(v)} {title}: {", ".join(v[:8])}' + (' ...' if len(v) > 8 else '')
-                    for title, v in (('model keys missing from the checkpoint', missing),
-                                     ('shape mismatches (model vs checkpoint)', wrong),
-                                     ('unexpected checkpoint keys', unexpected)) if v]
-        if problems:
-            raise CheckpointError(f'{path} does not fit {self.describe()}: ' + '; '.join(problems))
-        self.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=False)
-        print_log(f'loaded {path} into {self.describe()}: {sum(k in sd for k in own)}/{len(own)} tensors, '
-                  f'{len(resized)} relative-position tables resized', logger='current')
-        return dict(resized=resized, loaded=[k for k in own if k in sd])
+        report = load_state_dict_strictly(self, sd, path, MAY_LACK, MAY_LEAVE, fmt='Swin', skip=BUFFERS,
+                                          what=self.describe(), note=f'{len(resized)} relative-position tables resized')
+        return dict(report, resized=resized)
 
 
 # registered here, not in backbone/__init__.py, so that only configs that import this module need mmdet;
