@@ -4,7 +4,7 @@ leave out is named and counted."""
 import json
 import os.path as osp
 
-from .found import DataError, Found
+from .found import DataError, Found, missing
 
 IMAGE_KEYS = dict(id='a unique integer', file_name="the image's path under data_prefix img", width='pixels',
                   height='pixels')
@@ -132,8 +132,9 @@ def check_coco(ds, with_mask: bool, pool) -> tuple:
     images = data.get('images') if isinstance(data, dict) and isinstance(data.get('images'), list) else []
     paths = [osp.join(ds.data_prefix.get('img', ''), im['file_name']) for im in images
              if isinstance(im, dict) and isinstance(im.get('file_name'), str)]
-    for path, there in zip(paths, pool.map(osp.exists, paths)):
-        if not there:
+    absent = missing(paths, pool)
+    for path in paths:
+        if path in absent:
             errors.add('missing_image_files', path, 'image files missing')
     summary = dict(kind='coco', file=ds.ann_file, images=len(images), annotations=len(data.get('annotations') or [])
                    if isinstance(data, dict) else 0, **errors.counts(), **skips.counts())

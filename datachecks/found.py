@@ -1,4 +1,8 @@
-"""Problems and skips collected per file and kind, so one message can name every kind with a count and records."""
+"""Problems and skips collected per file and kind, so one message can name every kind with a count and records;
+which listed files are missing."""
+import os
+import os.path as osp
+
 SHOW = 10  # records named per kind of problem
 
 
@@ -33,3 +37,18 @@ class Found:
             out += [f'  {n} {text}:'] + [f'    {record}' for record in shown]
             out += [f'    ... and {n - len(shown)} more'] if n > len(shown) else []
         return out
+
+
+def _listing(folder: str) -> set:
+    try:
+        return set(os.listdir(folder))
+    except OSError:  # no such folder, or not one: every file listed in it is missing
+        return set()
+
+
+def missing(paths: list, pool) -> set:
+    """The paths that name no entry of their folder: one directory listing per folder, not one stat per file (118k
+    COCO images: a fraction of a second instead of seconds)."""
+    folders = sorted({osp.dirname(p) for p in paths})
+    names = dict(zip(folders, pool.map(_listing, folders)))
+    return {p for p in paths if osp.basename(p) not in names[osp.dirname(p)]}

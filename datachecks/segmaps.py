@@ -8,7 +8,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from .found import Found
+from .found import Found, missing
 
 
 def label_values(path: str):
@@ -55,11 +55,11 @@ def check_seg(ds, cache: dict, pool) -> tuple:
     pairs = ds.load_data_list()
     seg_dir = ds.data_prefix.get('seg_map_path', '')
     labels = [d['seg_map_path'] for d in pairs if 'seg_map_path' in d]
-    for d, img_there, seg_there in zip(pairs, pool.map(osp.exists, [d['img_path'] for d in pairs]),
-                                       pool.map(osp.exists, [d.get('seg_map_path', '') for d in pairs])):
-        if not img_there:
+    absent = missing([d['img_path'] for d in pairs] + [d.get('seg_map_path', '') for d in pairs], pool)
+    for d in pairs:
+        if d['img_path'] in absent:
             errors.add('missing_images', d['img_path'], 'listed images missing')
-        elif not seg_there:
+        elif d.get('seg_map_path', '') in absent:
             errors.add('images_without_label', d['img_path'], f'images without a label map in {seg_dir}')
     if osp.isdir(seg_dir):
         expected = set(labels)
