@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer, print_log
 
+from .zoo import ZooError, resolve
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be read, or whose keys/shapes do not fit the model."""
@@ -50,8 +52,12 @@ _REFUSED = ('Unsupported global', 'unrecognized function', 'Can only create', 'C
 
 def safe_load(path, trusted: bool = False, mmap: bool = False) -> dict:
     """torch.load on CPU with weights_only=True and a few harmless config classes allowed (trusted=True: any pickle);
-    mmap=True maps tensors from the file instead of reading them (to look at a large checkpoint's metadata)."""
-    path = os.fspath(path)
+    mmap=True maps tensors from the file instead of reading them (to look at a large checkpoint's metadata).
+    `path` may be a URL or a model-zoo name (backbone/zoo.py): fetched once into torch.hub's cache, then read here."""
+    try:
+        path = resolve(os.fspath(path))
+    except ZooError as e:
+        raise CheckpointError(str(e)) from None
     expected = 'a checkpoint written by torch.save (a dict of tensors or a dict holding one)'
     if not os.path.isfile(path):
         what = 'not a file' if os.path.exists(path) else 'no such file'

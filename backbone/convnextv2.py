@@ -3,6 +3,8 @@
 Parameter names follow the official code (`downsample_layers`, `stages`, `dwconv`, `pwconv1`, `grn.gamma`, ...) so
 that official checkpoints are the loader's identity case and layer-decay rules read the names directly.
 """
+import os
+import warnings
 from typing import Sequence
 
 import torch
@@ -91,6 +93,21 @@ class Block(nn.Module):
         return x + self.drop_path(y)
 
 
+def pretrained_init_cfg(pretrained, init_cfg: dict | None) -> dict | None:
+    """`pretrained=PATH` → init_cfg=dict(type='Pretrained', checkpoint=PATH) with a deprecation warning, as mmdet's
+    and mmseg's own backbones treat it; a checkpoint named both ways is an error, not a silent choice."""
+    if pretrained is None:
+        return init_cfg
+    if not isinstance(pretrained, (str, os.PathLike)):
+        raise TypeError(f'ConvNeXtV2: pretrained must be a path, URL or zoo name, not {type(pretrained).__name__}')
+    if init_cfg and init_cfg.get('checkpoint'):
+        raise ValueError(f'ConvNeXtV2: pretrained={pretrained!r} and init_cfg={dict(init_cfg)!r} both name a '
+                         "checkpoint; keep one (init_cfg=dict(type='Pretrained', checkpoint=...))")
+    warnings.warn("ConvNeXtV2: pretrained= is deprecated (as in mmdet/mmseg); use init_cfg=dict(type='Pretrained', "
+                  f'checkpoint={os.fspath(pretrained)!r})', FutureWarning, stacklevel=3)
+    return dict(type='Pretrained', checkpoint=os.fspath(pretrained))
+
+
 class ConvNeXtV2(BaseModule):
     """ConvNeXt V2 backbone: a tuple of normed stage features (detection, segmentation) or, with
     `num_classes > 0`, logits from global pool → LayerNorm → Linear (ImageNet fine-tuning).
@@ -101,13 +118,16 @@ class ConvNeXtV2(BaseModule):
         frozen_stages: freeze the stem and stages 0..frozen_stages-1 (kept in eval mode); -1 freezes nothing.
         with_cp: activation checkpointing per block, to trade compute for memory on the big variants.
         head_init_scale: multiplies the initial head weights (the paper uses 0.001 when fine-tuning FCMAE weights).
-        init_cfg: dict(type='Pretrained', checkpoint=PATH) loads any format backbone.checkpoint reads, strictly.
+        init_cfg: dict(type='Pretrained', checkpoint=PATH) loads any format backbone.checkpoint reads, strictly;
+            PATH may also be a URL or a model-zoo name (backbone/zoo.py).
+        pretrained: deprecated alias of that init_cfg, as mmdet/mmseg backbones accept (their model bases set it).
     """
 
     def __init__(self, arch: str | dict = 'tiny', in_channels: int = 3, drop_path_rate: float = 0.,
                  out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1, with_cp: bool = False,
-                 num_classes: int = 0, head_init_scale: float = 1., init_cfg: dict | None = None):
-        super().__init__(init_cfg=init_cfg)
+                 num_classes: int = 0, head_init_scale: float = 1., init_cfg: dict | None = None,
+                 pretrained: str | None = None):
+        super().__init__(init_cfg=pretrained_init_cfg(pretrained, init_cfg))
         settings = arch_settings(arch)
         self.arch, self.depths, self.dims = arch, settings['depths'], settings['dims']
         self.out_indices = tuple(i % 4 for i in out_indices)

@@ -7,6 +7,7 @@ import time
 
 import datachecks
 import torch
+from backbone.zoo import resolve
 from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
@@ -60,10 +61,11 @@ def test(config: str, checkpoint: str, work_dir: str | None = None, out: str | N
          cfg_options: dict | None = None, launcher: str = 'none') -> dict:
     """Runner.test() of `checkpoint`; writes config, checkpoint, task and metrics as JSON (default
     <work_dir>/test_results.json) for tools/compare.py, and returns the same dict."""
-    if '://' not in checkpoint and not osp.isfile(checkpoint):
+    local = resolve(checkpoint)  # a path as is; a URL or model-zoo name: fetched once into torch.hub's cache
+    if not osp.isfile(local):
         raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
     cfg = load_cfg(config, cfg_options or {}, work_dir, launcher)
-    cfg.load_from = checkpoint
+    cfg.load_from = local
     task = TASKS.get(cfg.get('default_scope'), 'cls')
     if show_dir:
         enable_visualization(cfg, task, show_dir)

@@ -4,9 +4,9 @@ model = dict(
     backbone=dict(
         arch=arch,
         drop_path_rate=0.4,  # A.4 sweeps 0.1–0.4; the top, as ConvNeXt V1's ADE20K base config
-        # ImageNet-1K FINE-TUNED weights (A.4: better than FCMAE's here); for the FCMAE checkpoint instead:
-        # tools/train.py CONFIG --pretrained ckpts/fcmae_cnx2_b.pth
-        init_cfg=dict(checkpoint='ckpts/finetune_cnx2_b.pth')),
+        # the released ImageNet-1K FINE-TUNED weights (A.4: better than FCMAE's here), fetched once (backbone/zoo.py);
+        # ours or FCMAE: --pretrained ckpts/finetune_cnx2_b.pth or --pretrained convnextv2_base.fcmae
+        init_cfg=dict(checkpoint=f'convnextv2_{arch}.in1k')),
     decode_head=dict(in_channels=_base_.widths[arch]),
     auxiliary_head=dict(in_channels=_base_.widths[arch][2]))
 # A.4 sweeps lr {1, 2, 3}e-4 and stage-wise decay {0.8, 0.9}: lr 1e-4 (the default), decay 0.9

@@ -2,6 +2,6 @@
 _base_ = './upernet_cnx2_a.py'
 arch = 'pico'
 model = dict(
-    backbone=dict(arch=arch, init_cfg=dict(checkpoint='ckpts/finetune_cnx2_p.pth')),  # FCMAE: --pretrained
+    backbone=dict(arch=arch, init_cfg=dict(checkpoint=f'convnextv2_{arch}.in1k')),  # FCMAE: --pretrained *.fcmae
     decode_head=dict(in_channels=_base_.widths[arch]),
     auxiliary_head=dict(in_channels=_base_.widths[arch][2]))

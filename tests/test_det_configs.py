@@ -9,6 +9,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from backbone import VARIANTS
+from backbone.zoo import ZOO
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'det_configs', '*.py')))
@@ -69,7 +70,8 @@ def test_cnx2_leaf(letter):
     arch, bb = SIZES[letter], cfg.model.backbone
     assert (bb.type, bb.arch) == ('ConvNeXtV2', arch)
     assert cfg.model.neck.in_channels == list(VARIANTS[arch]['dims'])
-    assert bb.init_cfg == dict(type='Pretrained', checkpoint=f'ckpts/fcmae_cnx2_{letter}.pth')
+    assert bb.init_cfg == dict(type='Pretrained', checkpoint=f'convnextv2_{arch}.fcmae')  # the paper: FCMAE weights
+    assert ZOO[bb.init_cfg.checkpoint].url.endswith(f'/convnextv2/pt_only/convnextv2_{arch}_1k_224_fcmae.pt')
     assert 0.2 <= bb.drop_path_rate <= 0.5 and (letter != 'b' or bb.drop_path_rate == 0.4)  # sweep; mmdet's B
     assert bb.get('with_cp', False) == (letter in 'lh')
     assert cfg.optim_wrapper.constructor == 'ConvNeXtV2LayerDecayConstructor'

@@ -113,10 +113,11 @@ def test_train_then_test_gives_coco_ap(tmp_path):
 
 
 def test_missing_checkpoint_fails_before_training(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the config's relative ckpts/fcmae_cnx2_a.pth cannot exist here
+    monkeypatch.chdir(tmp_path)  # a relative ckpts/fcmae_cnx2_a.pth cannot exist here
+    ckpt = 'model.backbone.init_cfg.checkpoint=ckpts/fcmae_cnx2_a.pth'  # the leaf's default is a zoo name
     with pytest.raises(FileNotFoundError, match=r"model\.backbone\.init_cfg\.checkpoint: 'ckpts/fcmae_cnx2_a\.pth' "
                                                 r'does not exist'):
-        train_tool.main([CONFIG, '--work-dir', str(tmp_path / 'work')])
+        train_tool.main([CONFIG, '--work-dir', str(tmp_path / 'work'), '--cfg-options', ckpt])
     with pytest.raises(FileNotFoundError, match=r'model\.backbone\.init_cfg\.checkpoint: .*nowhere\.pth'):
         train_tool.main([CONFIG, '--work-dir', str(tmp_path / 'work'), '--pretrained', 'nowhere.pth'])
     assert not (tmp_path / 'work').exists()  # no runner was built, no log written

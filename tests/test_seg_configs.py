@@ -81,7 +81,8 @@ def test_recipe_values(path):
     backbone = model.backbone
     assert backbone.arch == SIZES[letter] and head.in_channels == list(VARIANTS[backbone.arch]['dims'])
     assert 0.1 <= backbone.drop_path_rate <= 0.4 and backbone.get('with_cp', False) == (letter in 'lh')
-    assert backbone.init_cfg == dict(type='Pretrained', checkpoint=f'ckpts/finetune_cnx2_{letter}.pth')
+    assert backbone.init_cfg == dict(type='Pretrained', checkpoint=f'convnextv2_{backbone.arch}.in1k')  # A.4: IN-1K FT
+    assert ZOO[backbone.init_cfg.checkpoint].url.endswith(f'/convnextv2/im1k/convnextv2_{backbone.arch}_1k_224_ema.pt')
     assert optim.constructor == 'ConvNeXtV2LayerDecayConstructor'
     assert optim.paramwise_cfg.decay_type == 'stage_wise' and optim.paramwise_cfg.decay_rate in (0.8, 0.9)
 

@@ -1,5 +1,6 @@
 """Convert any ConvNeXt V2 checkpoint the suite reads (official, FCMAE, timm, HF, mmpretrain, ours) to our plain
-format {'state_dict', 'meta'}, verified by a strict load into ConvNeXtV2. All mapping lives in backbone/checkpoint.py.
+format {'state_dict', 'meta'}, verified by a strict load into ConvNeXtV2. All mapping lives in backbone/checkpoint.py;
+SRC may be a path, an http(s) URL or a model-zoo name (backbone/zoo.py), e.g. convnextv2_base.fcmae.
 
     python tools/convert_checkpoint.py SRC DST [--arch A] [--trust] [--ema]
 """
@@ -12,11 +13,13 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from backbone.checkpoint import CheckpointError, convert, infer_arch, load_pretrained, safe_load  # noqa: E402
 from backbone.convnextv2 import ConvNeXtV2  # noqa: E402
+from backbone.zoo import is_remote  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('src', help='checkpoint in any supported format (.pth / .pt / .bin / .safetensors)')
+    parser.add_argument('src', help='checkpoint in any supported format (.pth / .pt / .bin / .safetensors): a path, '
+                        'URL or zoo name')
     parser.add_argument('dst', help='output file')
     parser.add_argument('--arch', help='variant name (default: inferred from the block counts and widths)')
     parser.add_argument('--trust', action='store_true', help='allow arbitrary pickled objects (trusted files only)')
@@ -35,7 +38,8 @@ def main(argv=None) -> dict:
         load_pretrained(model, {'state_dict': sd}, may_leave=('norm.*', 'head.*'))  # raises unless every key fits
     except CheckpointError as e:
         raise CheckpointError(f'{args.src} converted from {fmt}, checked as arch {arch}: {e}') from None
-    out = {'state_dict': sd, 'meta': {'source_format': fmt, 'arch': arch, 'source': os.path.abspath(args.src)}}
+    source = args.src if is_remote(args.src) else os.path.abspath(args.src)  # a URL or zoo name as given
+    out = {'state_dict': sd, 'meta': {'source_format': fmt, 'arch': arch, 'source': source}}
     tmp = f'{args.dst}.tmp{os.getpid()}'
     try:
         torch.save(out, tmp)

@@ -16,7 +16,7 @@ import runtime  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (and evaluate) a checkpoint of any stage')
     parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint to evaluate (loaded as load_from)')
+    parser.add_argument('checkpoint', help='checkpoint to evaluate (loaded as load_from): a path, URL or zoo name')
     parser.add_argument('--work-dir', help='where logs go (default ./work_dirs/<config name>)')
     parser.add_argument('--out', help='also dump the raw predictions to this .pkl')
     parser.add_argument('--show-dir', help='draw predictions into this folder (det: under work_dir/timestamp)')

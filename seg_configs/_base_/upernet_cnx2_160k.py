@@ -10,7 +10,7 @@ runner_type = 'SafeLoadRunner'  # mmengine's Runner; its checkpoint loads allow 
 widths = dict(  # stage widths per arch = backbone.VARIANTS dims (tests/test_seg_configs.py); the heads' in_channels
     atto=[40, 80, 160, 320], femto=[48, 96, 192, 384], pico=[64, 128, 256, 512], nano=[80, 160, 320, 640],
     tiny=[96, 192, 384, 768], base=[128, 256, 512, 1024], large=[192, 384, 768, 1536], huge=[352, 704, 1408, 2816])
-checkpoint_file = None  # mmseg's base names an mmpretrain URL here; each leaf names its own local checkpoint
+checkpoint_file = None  # mmseg's base names an mmpretrain URL here; each leaf names its released weights (zoo)
 crop_size = (512, 512)
 num_classes = 150
 
