@@ -26,7 +26,8 @@ def test_checkpoints_and_pointer_are_published_by_rename(tmp_path, monkeypatch):
         model=Toy(), work_dir=str(tmp_path), experiment_name='atomic',
         default_hooks=dict(checkpoint=dict(type='AtomicCheckpointHook', interval=2, by_epoch=False)),
         train_dataloader=dict(dataset=[dict(inputs=torch.ones(2))] * 4, batch_size=2, num_workers=0,
-                              sampler=dict(type='InfiniteSampler', shuffle=False), collate_fn=dict(type='default_collate')),
+                              sampler=dict(type='InfiniteSampler', shuffle=False),
+                              collate_fn=dict(type='default_collate')),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)), train_cfg=dict(by_epoch=False, max_iters=4))
     runner.train()
     work, staged = str(tmp_path), osp.join(str(tmp_path), atomic.STAGING, atomic.POINTER)
