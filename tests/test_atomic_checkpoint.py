@@ -1,5 +1,6 @@
 """AtomicCheckpointHook on mmengine 0.10.7's CheckpointHook: every checkpoint file and every `last_checkpoint` pointer
-reaches its final name by rename from a finished temporary file (the SIGKILL cases: test_fault_resume.py)."""
+reaches its final name by rename from a finished temporary file (the SIGKILL cases: test_fault_resume.py); resume
+takes the last complete checkpoint."""
 import os.path as osp
 
 import torch
@@ -38,3 +39,17 @@ def test_checkpoints_and_pointer_are_published_by_rename(tmp_path, monkeypatch):
     assert published == expected  # each .pth, then the pointer mmengine wrote into the staging folder
     assert open(osp.join(work, atomic.POINTER)).read() == osp.join(work, 'iter_4.pth')
     assert not osp.exists(staged) and atomic.is_complete(osp.join(work, 'iter_4.pth'))
+
+
+def test_resume_skips_cut_and_missing_files(tmp_path):
+    """A pointer to a cut file (e.g. written by plain mmengine) or a moved work dir still resumes a complete one."""
+    good, cut = tmp_path / 'iter_2.pth', tmp_path / 'iter_4.pth'
+    torch.save(dict(w=torch.ones(3)), good)
+    cut.write_bytes(good.read_bytes()[:100])
+    (tmp_path / 'last_checkpoint').write_text(str(cut))
+    assert atomic.find_last_complete_checkpoint(str(tmp_path)) == str(good)
+    (tmp_path / 'last_checkpoint').write_text('/elsewhere/old_work_dir/iter_2.pth')
+    cut.unlink()
+    assert atomic.find_last_complete_checkpoint(str(tmp_path)) == str(good)  # found by name in the work dir
+    good.unlink()
+    assert atomic.find_last_complete_checkpoint(str(tmp_path)) is None
