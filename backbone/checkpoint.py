@@ -114,6 +114,8 @@ FORMATS = {
     'official': ('stages.0.0.dwconv.weight', [], [(r'^head\.fc\.', 'head.')]),
 }
 HARMLESS = ('decoder.*', 'mask_token', 'proj.*', 'pred.*', 'steps')  # FCMAE leftovers, EMAHook's counter (+ norm/head into a headless model)
+# the rest of one of our Mask R-CNN (mmdet) / UPerNet (mmseg) models, and output norms the target does not have
+DETECTOR_PARTS = ('neck.*', 'rpn_head.*', 'roi_head.*', 'decode_head.*', 'auxiliary_head.*', 'norm[0-3].*')
 
 
 def pick_state_dict(ckpt: dict, key: str = 'auto') -> tuple[dict, str]:
@@ -244,7 +246,8 @@ def load_pretrained(model, path_or_state_dict, may_lack=None, may_leave=None, st
         raise CheckpointError(f'{name}: {e}') from None
     own = model.state_dict()
     lack_ok = tuple(model.new_keys()) + tuple(may_lack or ())
-    leave_ok = HARMLESS + tuple(may_leave or ()) + (() if 'head.weight' in own else ('norm.*', 'head.*'))
+    leave_ok = (HARMLESS + DETECTOR_PARTS + tuple(may_leave or ())
+                + (() if 'head.weight' in own else ('norm.*', 'head.*')))
     wrong = [k for k in own if k in sd and sd[k].shape != own[k].shape]
     missing = [k for k in own if k not in sd or k in wrong]
     leftovers = [k for k in sd if k not in own] + dropped
@@ -265,6 +268,7 @@ def load_pretrained(model, path_or_state_dict, may_lack=None, may_leave=None, st
               f'{sorted({k.split(".")[0] for k in missing}) or "none"}'
               + (f' ({len(wrong)} of other shape: {wrong[:4]})' if wrong else '')
               + f'; dropped {len(leftovers)} leftovers'
+              + (f' ({", ".join(sorted({k.split(".")[0] for k in leftovers}))})' if leftovers else '')
               + (f'; IGNORED (strict=False): {"; ".join(errors)}' if errors else ''), logger='current')
     return report
 

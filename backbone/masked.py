@@ -1,7 +1,7 @@
 """The FCMAE encoder (ConvNeXt V2 paper §3): `ConvNeXtV2` on a patch mask with submanifold-sparse semantics, exactly.
 
 Sparse = dense masked when every depthwise conv sees zeros at masked sites, GRN pools visible sites only and the output
-is masked (DESIGN.md). `dense` computes every site and masks; `visible` runs the per-position layers on the visible
+is masked. `dense` computes every site and masks; `visible` runs the per-position layers on the visible
 tokens only, a dense (N, N_visible, C) tensor because every sample keeps the same number of patches.
 """
 import math
@@ -14,7 +14,7 @@ from torch.utils.checkpoint import checkpoint
 from .convnextv2 import GRN, ConvNeXtV2
 
 PATCH = 32  # the mask cell: the encoder's total stride (stem 4 × three 2×2 downsamplers)
-PATHS = ('visible', 'dense', 'minkowski')
+PATHS = ('visible', 'dense')
 GRN_POOLING = ('sample', 'batch')
 QUAD = ((0, 0), (0, 1), (1, 0), (1, 1))  # (row, col) of the 4 sites under one 2×2 stride-2 output; a*2+b order
 
@@ -96,7 +96,9 @@ class MaskedConvNeXtV2(ConvNeXtV2):
 
     Args:
         grn_pooling: 'sample' (paper) or 'batch' (official PyTorch MinkowskiGRN, ConvNeXt-V2 issue #86).
-        path: 'visible' (per-position layers on visible tokens), 'dense' (mask everywhere) or 'minkowski'.
+        path: 'visible' (per-position layers on visible tokens) or 'dense' (mask everywhere); both equal the
+            official MinkowskiEngine encoder, which is therefore not needed (its checkpoints load, backbone.checkpoint).
+        with_cp: activation checkpointing per block (recomputed in backward), as `ConvNeXtV2`.
     """
 
     def __init__(self, arch: str | dict = 'atto', in_channels: int = 3, drop_path_rate: float = 0.,
@@ -107,14 +109,6 @@ class MaskedConvNeXtV2(ConvNeXtV2):
             raise ValueError(f'grn_pooling={grn_pooling!r}: expected one of {GRN_POOLING}')
         if path not in PATHS:
             raise ValueError(f'path={path!r}: expected one of {PATHS}')
-        if path == 'minkowski':
-            try:
-                import MinkowskiEngine  # noqa: F401
-            except ImportError as e:
-                raise ImportError("path='minkowski' needs MinkowskiEngine, which is not installed; path='visible' "
-                                  "gives identical results without it") from e
-            raise NotImplementedError("path='minkowski' is not implemented yet; path='visible' gives identical "
-                                      "results (tests/test_fcmae_masked.py)")
         self.grn_pooling, self.path = grn_pooling, path
         convs = [self.downsample_layers[0][0]] + [self.downsample_layers[i][1] for i in range(1, 4)]
         # mask cells align with every stride only if no conv overlaps its neighbour and the strides multiply to 32

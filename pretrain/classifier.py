@@ -6,6 +6,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.model import BaseModel
 from mmengine.registry import METRICS, MODELS
 from timm.data import Mixup
+from timm.layers import trunc_normal_
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 
 
@@ -18,11 +19,14 @@ class ImageClassifier(BaseModel):
         mixup: timm Mixup arguments (mixup_alpha, cutmix_alpha, prob, switch_prob, mode, ...); off when both
             alphas are 0 and there is no cutmix_minmax. Batches must be even (train dataloader drop_last=True).
         label_smoothing: ε of the smoothed targets (inside Mixup when mixing, else LabelSmoothingCrossEntropy).
+        reinit_head: after loading a pretrained backbone (init_cfg Pretrained), draw the head afresh (trunc-normal
+            .02 × head_init_scale, bias 0) even if the checkpoint held one, as official main_finetune.py --finetune.
     """
 
     def __init__(self, backbone: dict, mixup: dict | None = None, label_smoothing: float = 0.1,
-                 data_preprocessor: dict | None = None, init_cfg: dict | None = None):
+                 reinit_head: bool = False, data_preprocessor: dict | None = None, init_cfg: dict | None = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.reinit_head = reinit_head
         self.backbone = MODELS.build(backbone)  # attribute name fixed: --pretrained sets model.backbone.init_cfg
         self.num_classes = getattr(self.backbone, 'num_classes', 0)
         if self.num_classes <= 0:
@@ -37,6 +41,17 @@ class ImageClassifier(BaseModel):
             self.criterion = LabelSmoothingCrossEntropy(label_smoothing)
         else:
             self.criterion = nn.CrossEntropyLoss()
+
+    def init_weights(self) -> None:
+        """The backbone's init (its checkpoint load), then the head re-drawn when fine-tuning from a checkpoint."""
+        super().init_weights()
+        init = self.backbone.init_cfg if isinstance(self.backbone.init_cfg, dict) else {}
+        if self.reinit_head and init.get('type') == 'Pretrained' and init.get('checkpoint'):
+            head = self.backbone.head
+            trunc_normal_(head.weight, std=.02)
+            with torch.no_grad():
+                head.weight.mul_(getattr(self.backbone, 'head_init_scale', 1.))
+            nn.init.zeros_(head.bias)
 
     def forward(self, inputs: torch.Tensor | list, data_samples=None, mode: str = 'tensor'):
         """mode 'tensor': logits; 'loss': dict(loss=...); 'predict': one dict(pred_score, gt_label) per sample."""

@@ -1,14 +1,17 @@
-"""ImageNet-style folders for FCMAE pre-training (§3) and ImageNet fine-tuning (§5.1), with the paper's transforms.
+"""Image datasets for FCMAE pre-training (§3: any image folder or list file, no labels) and ImageNet fine-tuning
+(§5.1: class folders), with the paper's transforms.
 
-Samples are dict(inputs=tensor, data_samples=label) so mmengine's `default_collate` stacks them. FCMAE inputs are
+Samples are dict(inputs=tensor[, data_samples=label]) so mmengine's `default_collate` stacks them. FCMAE inputs are
 uint8 (the model's data preprocessor normalises); fine-tuning inputs come normalised from timm (random erasing acts
 on normalised pixels). Mixup/cutmix act on batches, so they live in `ImageClassifier`, not here.
 """
 import logging
+import multiprocessing
 import os
 from pathlib import Path
 
 import numpy as np
+import timm.data.auto_augment as timm_aa
 import torch
 import torchvision.transforms as T
 from mmengine.logging import print_log
@@ -26,13 +29,29 @@ def fcmae_transform(size: int = 224, scale=(0.2, 1.0)) -> T.Compose:
                       T.RandomHorizontalFlip(), T.PILToTensor()])
 
 
+def posterize(img: Image.Image, bits_to_keep: int, **_) -> Image.Image:
+    """timm's Posterize op, also at 0 bits (magnitude 10 of PosterizeIncreasing): a black image, what
+    `ImageOps.posterize` returned before Pillow 12 (bit mask ~255); Pillow >= 12 raises for bits < 1."""
+    if bits_to_keep >= 8:
+        return img
+    if bits_to_keep <= 0:
+        return Image.new(img.mode, img.size)
+    return timm_aa.posterize(img, bits_to_keep)
+
+
 def finetune_transform(size: int = 224, auto_augment: str = 'rand-m9-mstd0.5-inc1', re_prob: float = 0.25,
                        color_jitter: float = 0.4):
     """timm's training transform with the official fine-tuning arguments (RandAug (9, 0.5), random erasing 0.25 in
-    'pixel' mode; colour jitter is ignored by timm once RandAugment is on)."""
-    return create_transform(input_size=size, is_training=True, color_jitter=color_jitter, auto_augment=auto_augment,
-                            interpolation='bicubic', re_prob=re_prob, re_mode='pixel', re_count=1,
-                            mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD)
+    'pixel' mode; colour jitter is ignored by timm once RandAugment is on); its Posterize ops use `posterize`."""
+    transform = create_transform(input_size=size, is_training=True, color_jitter=color_jitter,
+                                 auto_augment=auto_augment, interpolation='bicubic', re_prob=re_prob, re_mode='pixel',
+                                 re_count=1, mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD)
+    for t in transform.transforms:  # the ops of this transform only: timm itself is left as it is
+        ops = list(getattr(t, 'ops', ())) + [op for sub in getattr(t, 'policy', ()) for op in sub]  # Rand / AutoAug
+        for op in ops:
+            if getattr(op, 'aug_fn', None) is timm_aa.posterize:
+                op.aug_fn = posterize
+    return transform
 
 
 def eval_transform(size: int = 224, crop_pct: float | None = None) -> T.Compose:
@@ -75,14 +94,70 @@ def list_classes(folder: Path) -> list[str]:
     return sorted(d.name for d in os.scandir(folder) if d.is_dir())
 
 
+def pil_extensions() -> tuple[str, ...]:
+    """Lower-case file extensions of every format this PIL can open (.jpg, .png, .webp, .tif, .gif, ...)."""
+    Image.init()
+    return tuple(sorted(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN))
+
+
+def find_images(folder: Path) -> list[str]:
+    """Every image file under `folder` at any depth (symlinks followed, names starting with '.' ignored), in the
+    order of a folder-by-folder name sort, so ImageNet's class folders give the same order as ImageFolderDataset."""
+    extensions, found = pil_extensions(), []
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = [d for d in dirs if not d.startswith('.')]
+        found += [os.path.join(top, f) for f in files if not f.startswith('.') and f.lower().endswith(extensions)]
+    return sorted(found, key=lambda f: Path(f).relative_to(folder).parts)
+
+
+def read_list(path: Path) -> list[str]:
+    """Image paths from a text file, one a line (blank lines skipped); relative ones are relative to the file."""
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return [os.path.join(path.parent, line) if not os.path.isabs(line) else line for line in lines if line]
+
+
+class SkipUnreadable(torch.utils.data.Dataset):
+    """`samples` of (path, label or None); an unreadable image is skipped with a warning naming it and counted in
+    `skipped`, so one bad file cannot end a run hours in; the next readable image stands in.
+
+    The count is a lock-protected shared integer, so the increments of every loader worker reach the main process
+    (`SkippedImagesHook` logs it) and none is lost when two workers skip at once.
+    """
+
+    def __init__(self, samples: list, pipeline: dict, source: str):
+        self.samples, self.source = samples, source
+        self.transform = build_transform(pipeline)
+        self._skipped = multiprocessing.Value('q', 0)  # inherited (fork) or pickled at start (spawn) by workers
+
+    @property
+    def skipped(self) -> int:
+        return self._skipped.value
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, idx: int) -> dict:
+        for step in range(len(self.samples)):
+            path, label = self.samples[(idx + step) % len(self.samples)]
+            try:
+                img = load_rgb(path)
+            except (OSError, ValueError, SyntaxError) as e:  # PIL.UnidentifiedImageError is an OSError
+                with self._skipped.get_lock():
+                    self._skipped.value += 1
+                    count = self._skipped.value
+                print_log(f'skipped unreadable image {path} ({type(e).__name__}: {e}); skipped so far: {count}',
+                          logger='current', level=logging.WARNING)
+                continue
+            inputs = self.transform(img)
+            return dict(inputs=inputs) if label is None else dict(inputs=inputs, data_samples=label)
+        raise RuntimeError(f'{self.source}: none of the {len(self.samples)} images is readable')
+
+
 @DATASETS.register_module()
-class ImageFolderDataset(torch.utils.data.Dataset):
+class ImageFolderDataset(SkipUnreadable):
     """`<data_root>/<split>/<class>/<image>` with labels from an explicit class list: `classes` (a list or a file of
     names, one a line), else the class folders of `reference_split` (train), so val labels always match train's.
-
-    An unreadable image is skipped with a warning naming it and counted in `skipped` (shared with loader workers;
-    `SkippedImagesHook` logs it), so one bad file cannot end a run hours in; the next readable image stands in.
-    """
+    Unreadable images are skipped and counted (`SkipUnreadable`)."""
 
     def __init__(self, data_root: str, split: str = 'train', pipeline: dict = dict(type='fcmae'),
                  classes: list | str | None = None, reference_split: str = 'train'):
@@ -100,32 +175,40 @@ class ImageFolderDataset(torch.utils.data.Dataset):
             raise ValueError(f'class folders of {self.root} differ from {source}: missing {missing[:10]} '
                              f'({len(missing)}), extra {extra[:10]} ({len(extra)})')
         self.classes = list(classes)
-        self.samples = []
+        samples = []
         for label, name in enumerate(self.classes):
             files = sorted(f.path for f in os.scandir(self.root / name)
                            if f.is_file() and f.name.lower().endswith(IMAGE_EXTENSIONS))
             if not files:
                 raise ValueError(f'class folder {self.root / name} holds no images (extensions {IMAGE_EXTENSIONS})')
-            self.samples += [(f, label) for f in files]
-        self.transform = build_transform(pipeline)
-        self.skipped = torch.zeros((), dtype=torch.int64).share_memory_()  # seen by the main process from workers
+            samples += [(f, label) for f in files]
+        super().__init__(samples, pipeline, str(self.root))
 
     @property
     def metainfo(self) -> dict:
         return dict(classes=tuple(self.classes))
 
-    def __len__(self) -> int:
-        return len(self.samples)
 
-    def __getitem__(self, idx: int) -> dict:
-        for step in range(len(self.samples)):
-            path, label = self.samples[(idx + step) % len(self.samples)]
-            try:
-                img = load_rgb(path)
-            except (OSError, ValueError, SyntaxError) as e:  # PIL.UnidentifiedImageError is an OSError
-                self.skipped += 1
-                print_log(f'skipped unreadable image {path} ({type(e).__name__}: {e}); skipped so far: '
-                          f'{int(self.skipped)}', logger='current', level=logging.WARNING)
-                continue
-            return dict(inputs=self.transform(img), data_samples=label)
-        raise RuntimeError(f'{self.root}: none of the {len(self.samples)} images is readable')
+@DATASETS.register_module()
+class UnlabeledImageDataset(SkipUnreadable):
+    """FCMAE's images without labels (samples are dict(inputs)): every image at any depth under `data_root/split`
+    (`split=None`: under `data_root`), so ImageNet's `train/<class>/` works as any folder does, in any format PIL
+    opens; or, when `data_root` (or `data_root/split`) is a text file, the images it lists. Unreadable or missing
+    images are skipped and counted (`SkipUnreadable`)."""
+
+    def __init__(self, data_root: str, split: str | None = 'train', pipeline: dict = dict(type='fcmae')):
+        root = Path(data_root)
+        source = root if root.is_file() or not split else root / split
+        if source.is_file():
+            files = read_list(source)
+        elif source.is_dir():
+            files = find_images(source)
+        else:
+            hint = (f'; to read every image under {root} itself, set split=None (--cfg-options '
+                    'train_dataloader.dataset.split=None)') if root.is_dir() else ''
+            raise FileNotFoundError(f'{source}: no such folder or list file; expected a folder of images (any depth) '
+                                    f'or a text file of image paths{hint}')
+        if not files:
+            raise ValueError(f'{source}: no images found (a list file with no paths, or a folder without files '
+                             f'ending in {", ".join(pil_extensions()[:12])}, ...)')
+        super().__init__([(f, None) for f in files], pipeline, str(source))

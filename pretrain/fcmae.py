@@ -8,25 +8,32 @@ from timm.layers import trunc_normal_
 from backbone.convnextv2 import Block
 from backbone.masked import PATCH, MaskedConvNeXtV2, check_image_size
 
+INITS = ('trunc02', 'official')
 IMAGENET_PREPROCESSOR = dict(type='ImgDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
                              bgr_to_rgb=False)  # pretrain/data.py yields RGB uint8 CHW tensors (PIL decoding)
 
 
 class FCMAE(BaseModel):
     """Masked encoder (`encoder.*` = `ConvNeXtV2` names) → 1×1 `proj` → `mask_token` at masked sites → `decoder`
-    blocks → 1×1 `pred` to patch²·3 pixels, as the official fcmae.py.
+    blocks → 1×1 `pred` to patch²·3 pixels, the layout of the official models/fcmae.py.
 
     Args:
         patch_size: the mask patch; must be 32, the encoder's stride, since the decoder predicts one patch per site.
         mask_ratio: fraction of patches masked; each sample keeps int(L·(1 − mask_ratio)) patches.
-        grn_pooling, path: see `MaskedConvNeXtV2` ('sample' / 'batch'; 'visible' / 'dense' / 'minkowski').
+        grn_pooling, path, with_cp: see `MaskedConvNeXtV2` ('sample' / 'batch'; 'visible' / 'dense'; activation
+            checkpointing of the encoder blocks).
+        init: 'trunc02' (default): trunc-normal(.02) on every conv/linear weight, zero biases, as the dense
+            ConvNeXtV2; 'official': the released PyTorch `FCMAE._init_weights`, see `init_official`. The paper's
+            numbers come from its JAX code (not released), so neither is known to be the paper's.
+        block: 'v2', or 'v1' for the co-design ablation (§4: V1 + FCMAE); encoder and decoder blocks alike.
         init_cfg: dict(type='Pretrained', checkpoint=P) loads P into the encoder through backbone.checkpoint.
     """
 
     def __init__(self, arch: str | dict = 'atto', patch_size: int = 32, mask_ratio: float = 0.6,
                  decoder_depth: int = 1, decoder_embed_dim: int = 512, norm_pix_loss: bool = True,
-                 grn_pooling: str = 'sample', path: str = 'visible', data_preprocessor: dict | nn.Module | None = None,
-                 init_cfg: dict | None = None, in_channels: int = 3):
+                 grn_pooling: str = 'sample', path: str = 'visible', with_cp: bool = False, init: str = 'trunc02',
+                 block: str = 'v2',
+                 data_preprocessor: dict | nn.Module | None = None, init_cfg: dict | None = None, in_channels: int = 3):
         super().__init__(data_preprocessor=IMAGENET_PREPROCESSOR if data_preprocessor is None else data_preprocessor)
         if patch_size != PATCH:
             raise ValueError(f'patch_size={patch_size}: FCMAE masks and predicts one patch per site of the last '
@@ -35,19 +42,38 @@ class FCMAE(BaseModel):
             raise ValueError(f'mask_ratio={mask_ratio}: expected 0 < mask_ratio < 1 (the loss averages masked patches)')
         self.patch_size, self.mask_ratio, self.norm_pix_loss = patch_size, mask_ratio, norm_pix_loss
         self.in_channels = in_channels
-        self.encoder = MaskedConvNeXtV2(arch, in_channels, grn_pooling=grn_pooling, path=path, init_cfg=init_cfg)
+        if init not in INITS:
+            raise ValueError(f'init={init!r}: expected one of {INITS}')
+        self.encoder = MaskedConvNeXtV2(arch, in_channels, grn_pooling=grn_pooling, path=path, with_cp=with_cp,
+                                        init_cfg=init_cfg, block=block)
         self.proj = nn.Conv2d(self.encoder.dims[-1], decoder_embed_dim, kernel_size=1)
         self.mask_token = nn.Parameter(torch.zeros(1, decoder_embed_dim, 1, 1))
-        self.decoder = nn.Sequential(*[Block(decoder_embed_dim) for _ in range(decoder_depth)])
+        self.decoder = nn.Sequential(*[Block(decoder_embed_dim, block=block) for _ in range(decoder_depth)])
         self.pred = nn.Conv2d(decoder_embed_dim, patch_size ** 2 * in_channels, kernel_size=1)
-        self._init_decoder()
+        self._init_decoder() if init == 'trunc02' else self.init_official()
 
     def _init_decoder(self):
-        """trunc-normal(.02) conv/linear weights and zero biases, mask token normal(.02), as the official code."""
+        """trunc-normal(.02) conv/linear weights and zero biases, mask token normal(.02) (the encoder inits itself)."""
         for m in [self.proj, self.pred, *self.decoder.modules()]:
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 trunc_normal_(m.weight, std=.02)
                 nn.init.zeros_(m.bias)
+        nn.init.normal_(self.mask_token, std=.02)
+
+    def init_official(self):
+        """The released models/fcmae.py `_init_weights` (applied over the sparse encoder's own .02 init): timm's
+        trunc_normal_ at its default std 1 (cut at ±2) on the stem, the encoder's depthwise convs and MLP linears,
+        `proj`, `pred` and the decoder's depthwise conv; .02 on the encoder's downsampling convs; zero biases; the
+        decoder's nn.Linear MLP keeps PyTorch's default init (that code skips nn.Linear); mask token normal(.02)."""
+        enc = self.encoder
+        downsample = {id(enc.downsample_layers[i][1]) for i in range(1, 4)}
+        convs = [m for m in [*enc.modules(), self.proj, self.pred, *self.decoder.modules()] if isinstance(m, nn.Conv2d)]
+        linears = [m for m in enc.modules() if isinstance(m, nn.Linear)]
+        for m in convs + linears:
+            trunc_normal_(m.weight, std=.02 if id(m) in downsample else 1.)
+            nn.init.zeros_(m.bias)
+        for block in self.decoder:
+            block.pwconv1.reset_parameters(), block.pwconv2.reset_parameters()
         nn.init.normal_(self.mask_token, std=.02)
 
     def patchify(self, imgs: torch.Tensor) -> torch.Tensor:

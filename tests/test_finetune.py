@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = 'pretrain/configs/finetune_cnx2_atto.py'
 LOADER = ['batch_size=4', 'num_workers=0', 'persistent_workers=False', 'dataset.pipeline.size=64']
 TINY = [f'{split}_dataloader.{opt}' for split in ('train', 'val', 'test') for opt in LOADER] + [
-    'model.backbone.num_classes=4', 'optim_wrapper.accumulative_counts=1', 'custom_hooks.0.interval=1',
+    'model.backbone.num_classes=4', 'optim_wrapper.accumulative_counts=1',  # the EMA interval follows (1)
     'model.mixup.mixup_alpha=0.8', 'model.mixup.cutmix_alpha=1.0',  # atto mixes nothing: exercise timm's mixup here
     'train_cfg.max_epochs=2', 'default_hooks.logger.interval=1']
 
@@ -85,7 +85,7 @@ def test_top1_equals_a_hand_evaluation(finetuned):
 @pytest.mark.parametrize('name', ['epoch_2.pth', 'best_accuracy_top1_epoch_1.pth'])
 def test_ema_and_raw_weights_load_into_the_detection_backbone(finetuned, name):
     tmp, fcmae, _ = finetuned
-    ckpt = torch.load(tmp / 'work' / name, map_location='cpu')
+    ckpt = torch.load(tmp / 'work' / name, map_location='cpu', weights_only=False)  # written by this test's run
     ema, raw = ConvNeXtV2('atto'), ConvNeXtV2('atto')
     assert not load_pretrained(ema, tmp / 'work' / name)['errors']
     # raw weights: EMAHook's `ema_state_dict` (prefix `module.`, plus its `steps` counter)

@@ -84,7 +84,7 @@ def test_loss_falls_and_corrupt_image_is_skipped(trained):
 
 def test_checkpoint_loads_strictly_into_convnextv2(trained):
     tmp = trained[0]
-    ckpt = torch.load(tmp / 'work' / f'epoch_{EPOCHS}.pth', map_location='cpu')
+    ckpt = torch.load(tmp / 'work' / f'epoch_{EPOCHS}.pth', map_location='cpu', weights_only=False)  # this run's
     model = ConvNeXtV2('atto')
     report = load_pretrained(model, tmp / 'work' / f'epoch_{EPOCHS}.pth')
     assert report['format'] == 'ours' and not report['errors']
@@ -109,7 +109,7 @@ def test_resume_through_pretrain_sh(trained):
     assert result.returncode == 0, result.stderr[-3000:]
     assert [r['iter'] for r in scalars(work)] == list(range(1, EPOCHS + 3))  # continues after the last iteration
     assert (work / f'epoch_{EPOCHS + 2}.pth').is_file()
-    resumed = torch.load(work / f'epoch_{EPOCHS + 2}.pth', map_location='cpu')
+    resumed = torch.load(work / f'epoch_{EPOCHS + 2}.pth', map_location='cpu', weights_only=False)
     assert (resumed['meta']['epoch'], resumed['meta']['iter']) == (EPOCHS + 2, EPOCHS + 2)
 
 

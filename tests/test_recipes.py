@@ -1,5 +1,5 @@
-"""Every pretrain/ config encodes RECIPES.md exactly (a hand-typed table here), and the optimizers built from the
-fine-tuning configs give each parameter the lr scale and weight decay RECIPES.md gives (hand-computed here)."""
+"""Every pretrain/ config encodes docs/RECIPES.md exactly (a hand-typed table here), and the optimizers built from the
+configs give each parameter the lr scale and weight decay docs/RECIPES.md gives (hand-computed here)."""
 from pathlib import Path
 
 import pytest
@@ -14,8 +14,8 @@ from pretrain.data import build_transform
 
 CONFIGS = Path(__file__).resolve().parents[1] / 'pretrain' / 'configs'
 SIZES = ('atto', 'femto', 'pico', 'nano', 'tiny', 'base', 'large', 'huge')
-DEPTHS = dict(atto=(2, 2, 6, 2), base=(3, 3, 27, 3))
-# RECIPES.md "ImageNet-1K fine-tuning": blr, wd, (rule, layer decay), warm-up, epochs, smoothing, mixup, cutmix,
+DEPTHS = dict(atto=(2, 2, 6, 2), base=(3, 3, 27, 3), huge=(3, 3, 27, 3))
+# docs/RECIPES.md "ImageNet-1K fine-tuning": blr, wd, (rule, layer decay), warm-up, epochs, smoothing, mixup, cutmix,
 # drop path
 FINETUNE = dict(
     atto=(2e-4, 0.3, ('single', 0.9), 0, 600, 0.2, 0.0, 0.0, 0.1),
@@ -25,14 +25,20 @@ FINETUNE = dict(
     tiny=(8e-4, 0.05, ('single', 0.9), 40, 300, 0.1, 0.8, 1.0, 0.2),
     base=(6.25e-4, 0.05, ('group', 0.6), 20, 100, 0.1, 0.8, 1.0, 0.1),
     large=(6.25e-4, 0.05, ('group', 0.6), 20, 100, 0.1, 0.8, 1.0, 0.2),
-    huge=(1.25e-3, 0.05, ('group', 0.75), 10, 50, 0.1, 0.8, 1.0, 0.3))  # RECIPES: 0.75, rule as B/L (see config)
+    huge=(1.25e-3, 0.05, ('single', 0.75), 10, 50, 0.1, 0.8, 1.0, 0.3))  # A.2: group-wise for B/L only; Table 11
 
 
-def schedule(cfg) -> tuple[int, int]:
-    """(warm-up epochs, total epochs) read back from param_scheduler and train_cfg."""
+def schedule(cfg, min_lr: float = 0.) -> tuple[int, int]:
+    """(warm-up epochs, total epochs) read back from param_scheduler and train_cfg; the cosine ends at min_lr (times
+    each group's layer-decay scale, as the official adjust_learning_rate)."""
     warm = [s for s in cfg.param_scheduler if s.type == 'LinearLR']
     cosine = [s for s in cfg.param_scheduler if s.type == 'CosineAnnealingLR']
-    assert len(cosine) == 1 and 'end' not in cosine[0] and cosine[0].eta_min == 0  # cosine to 0 at max_epochs
+    assert len(cosine) == 1 and 'end' not in cosine[0]  # cosine to min_lr at max_epochs
+    if min_lr:
+        assert 'eta_min' not in cosine[0]
+        assert cosine[0].eta_min_ratio * cfg.optim_wrapper.optimizer.lr == pytest.approx(min_lr)
+    else:
+        assert cosine[0].eta_min == 0 and 'eta_min_ratio' not in cosine[0]
     assert all(s.by_epoch and s.convert_to_iter_based for s in cfg.param_scheduler)  # per-iteration lr
     warmup = warm[0].end if warm else 0
     assert cosine[0].begin == warmup
@@ -56,17 +62,19 @@ def test_finetune_recipe(size):
     assert opt.optimizer.type == 'AdamW' and opt.optimizer.weight_decay == wd
     assert opt.constructor == 'ConvNeXtV2LayerDecayConstructor'
     assert (opt.paramwise_cfg.decay_type, opt.paramwise_cfg.decay_rate) == (rule, ld)
-    assert schedule(cfg) == (warmup, epochs)
-    assert cfg.model.label_smoothing == smoothing
+    assert schedule(cfg, min_lr=1e-6) == (warmup, epochs)  # official main_finetune.py --min_lr 1e-6
+    assert cfg.model.label_smoothing == smoothing and cfg.model.reinit_head is True
     assert (cfg.model.mixup.mixup_alpha, cfg.model.mixup.cutmix_alpha) == (mixup, cutmix)
     assert cfg.gpus * cfg.train_dataloader.batch_size * opt.accumulative_counts == 1024
     assert opt.type == 'AmpOptimWrapper'
     train = cfg.train_dataloader.dataset.pipeline
     assert (train.type, train.size, train.auto_augment, train.re_prob) == ('finetune', 224, 'rand-m9-mstd0.5-inc1', .25)
-    ema = [h for h in cfg.custom_hooks if h.type == 'EMAHook']
-    assert len(ema) == 1 and 1 - ema[0].momentum == 0.9999 and ema[0].interval == opt.accumulative_counts
+    ema = [h for h in cfg.custom_hooks if 'EMA' in h.type]
+    assert len(ema) == 1 and 1 - ema[0].momentum == 0.9999
+    assert ema[0].type == 'OptimStepEMAHook' and 'interval' not in ema[0]  # one update per optimizer step, at run time
     assert cfg.val_dataloader.dataset.pipeline == dict(type='eval', size=224)
-    assert cfg.default_hooks.checkpoint.save_best == 'accuracy/top1'
+    assert cfg.val_cfg.type == 'RawAndEMAValLoop'  # official --model_ema_eval: raw and EMA, the best of each kept
+    assert cfg.default_hooks.checkpoint.save_best == ['accuracy/top1', 'raw/accuracy/top1']
 
 
 @pytest.mark.parametrize('size', SIZES)
@@ -77,7 +85,9 @@ def test_fcmae_recipe(size):
     assert (m.decoder_depth, m.decoder_embed_dim, m.norm_pix_loss) == (1, 512, True)
     assert opt.optimizer.lr == pytest.approx(1.5e-4 * 4096 / 256) and opt.optimizer.lr == pytest.approx(2.4e-3)
     assert (opt.optimizer.type, opt.optimizer.betas, opt.optimizer.weight_decay) == ('AdamW', (0.9, 0.95), 0.05)
-    assert opt.paramwise_cfg == dict(decay_rate=1.0, decay_type='single') and opt.type == 'OptimWrapper'  # fp32
+    assert opt.paramwise_cfg == dict(decay_rate=1.0, decay_type='single', grn_weight_decay=False)
+    assert opt.constructor == 'FCMAEOptimWrapperConstructor' and opt.type == 'OptimWrapper'  # fp32
+    assert m.init == 'trunc02' and cfg.train_dataloader.dataset.type == 'UnlabeledImageDataset'
     assert cfg.gpus * cfg.train_dataloader.batch_size * opt.accumulative_counts == 4096
     assert (opt.accumulative_counts, cfg.train_dataloader.batch_size) == (8, 64)  # official 8 GPUs × 64 × 8
     assert schedule(cfg) == (40, 800)
@@ -115,7 +125,7 @@ def recipe_layer_id(name: str, rule: str, depths) -> int:
     return {0: 1, 1: 2, 2: 3 + int(parts[3]) // 3, 3: 12}[s]
 
 
-@pytest.mark.parametrize('size', ['atto', 'base'])
+@pytest.mark.parametrize('size', ['atto', 'base', 'huge'])
 def test_finetune_optimizer_per_parameter(size):
     cfg = Config.fromfile(CONFIGS / f'finetune_cnx2_{size}.py')
     with torch.device('meta'):  # names and shapes are all the optimizer constructor needs
@@ -134,18 +144,31 @@ def test_finetune_optimizer_per_parameter(size):
     spot = dict(atto={'backbone.downsample_layers.0.0.weight': 0.9 ** 12, 'backbone.stages.3.1.pwconv1.weight': 0.9,
                       'backbone.head.weight': 1.0},
                 base={'backbone.downsample_layers.0.0.weight': 0.6 ** 13, 'backbone.stages.2.26.pwconv1.weight': 0.36,
-                      'backbone.stages.3.0.dwconv.weight': 0.6, 'backbone.head.weight': 1.0})[size]
+                      'backbone.stages.3.0.dwconv.weight': 0.6, 'backbone.head.weight': 1.0},
+                huge={'backbone.downsample_layers.0.0.weight': 0.75 ** 36,  # layer ids 1..36 (official single rule)
+                      'backbone.stages.2.26.pwconv1.weight': 0.75 ** 4,
+                      'backbone.stages.3.2.dwconv.weight': 0.75, 'backbone.head.weight': 1.0})[size]
     for name, scale in spot.items():
         assert got[name][0] == pytest.approx(lr * scale), name
 
 
-def test_fcmae_optimizer_has_no_layer_decay():
+@pytest.mark.parametrize('grn_weight_decay', [False, True])
+def test_fcmae_optimizer_no_layer_decay_and_grn_weight_decay_switch(grn_weight_decay):
+    """Default: GRN γ/β exempt as in fine-tuning; True: decayed as the official main_pretrain.py (timm
+    add_weight_decay: only 1-D tensors and biases exempt; the mask token decays in both)."""
     cfg = Config.fromfile(CONFIGS / 'fcmae_cnx2_atto.py')
+    cfg.optim_wrapper.paramwise_cfg.grn_weight_decay = grn_weight_decay
     with torch.device('meta'):
         model = MODELS.build(cfg.model)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     got = {n: (g['lr'], g['weight_decay']) for g in wrapper.optimizer.param_groups for n in g['param_names']}
     assert sorted(got) == sorted(n for n, _ in model.named_parameters())
     assert all(lr == pytest.approx(2.4e-3) for lr, _ in got.values())  # decay rate 1: no layer decay
-    assert got['encoder.stages.2.5.grn.gamma'][1] == got['decoder.0.pwconv1.bias'][1] == 0.
+    for name, p in model.named_parameters():
+        exempt = p.ndim == 1 or name.endswith('.bias') or (name.endswith(('grn.gamma', 'grn.beta')) and
+                                                           not grn_weight_decay)
+        assert got[name][1] == (0. if exempt else 0.05), name
+    grn = 0.05 if grn_weight_decay else 0.
+    assert got['encoder.stages.2.5.grn.gamma'][1] == got['decoder.0.grn.beta'][1] == grn
+    assert got['decoder.0.pwconv1.bias'][1] == got['encoder.stages.0.0.norm.weight'][1] == 0.
     assert got['mask_token'][1] == got['encoder.stages.2.5.pwconv1.weight'][1] == got['pred.weight'][1] == 0.05

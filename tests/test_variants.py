@@ -72,15 +72,42 @@ def test_init_trunc_normal_zero_bias_zero_grn():
     assert model.stages[0][0].grn.gamma.shape == (1, 1, 1, 384) and model.stages[0][0].grn.gamma.abs().sum() == 0
 
 
-def test_activation_checkpointing_gives_same_gradients():
+def count_calls(modules) -> list:
+    """Forward hooks that count calls: a checkpointed block runs its layers again during backward."""
+    calls = []
+    for m in modules:
+        m.register_forward_hook(lambda *_: calls.append(1))
+    return calls
+
+
+@pytest.mark.parametrize('with_cp', [False, True])
+def test_activation_checkpointing_recomputes_and_gives_same_gradients(with_cp):
     torch.manual_seed(0)
-    plain = ConvNeXtV2('atto')
-    ckpt = ConvNeXtV2('atto', with_cp=True)
-    ckpt.load_state_dict(plain.state_dict())
+    plain, model = ConvNeXtV2('atto'), ConvNeXtV2('atto', with_cp=with_cp)
+    model.load_state_dict(plain.state_dict())
+    calls = count_calls(b.pwconv1 for stage in model.stages for b in stage)
     x = torch.randn(2, 3, 64, 64)
-    for m in (plain, ckpt):
+    for m in (plain, model):
         sum(o.square().sum() for o in m(x)).backward()
-    for (n, a), b in zip(plain.named_parameters(), ckpt.parameters()):
+    assert len(calls) == 12 * (2 if with_cp else 1)  # 12 blocks; each once more in backward when checkpointed
+    for (n, a), b in zip(plain.named_parameters(), model.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, msg=n)
+
+
+@pytest.mark.parametrize('path', ['visible', 'dense'])
+def test_fcmae_passes_with_cp_to_the_masked_encoder(path):
+    from pretrain.fcmae import FCMAE
+    torch.manual_seed(0)
+    plain = FCMAE('atto', decoder_embed_dim=32, path=path)
+    model = FCMAE('atto', decoder_embed_dim=32, path=path, with_cp=True)
+    model.load_state_dict(plain.state_dict())
+    assert model.encoder.with_cp and not plain.encoder.with_cp
+    calls = count_calls(b.pwconv1 for stage in model.encoder.stages for b in stage)
+    x, mask = torch.randn(2, 3, 64, 64), plain.random_masking(2, 64, 64)
+    for m in (plain, model):
+        m(x, mode='loss', mask=mask)['loss'].backward()
+    assert len(calls) == 12 * 2  # forward + recomputation in backward
+    for (n, a), b in zip(plain.named_parameters(), model.parameters()):
         torch.testing.assert_close(a.grad, b.grad, msg=n)
 
 

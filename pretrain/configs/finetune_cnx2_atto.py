@@ -6,5 +6,6 @@ lr = blr * _base_.batch / 256
 model = dict(backbone=dict(arch='atto', drop_path_rate=0.1), mixup=dict(mixup_alpha=0., cutmix_alpha=0.),
              label_smoothing=0.2)
 optim_wrapper = dict(optimizer=dict(lr=lr, weight_decay=0.3), paramwise_cfg=dict(decay_rate=0.9, decay_type='single'))
-param_scheduler = [dict(_base_.param_scheduler[1], begin=warmup_epochs)]  # no warm-up: cosine from the first epoch
+param_scheduler = [dict(_base_.param_scheduler[1], begin=warmup_epochs,  # no warm-up: cosine from the first epoch
+                        eta_min_ratio=_base_.min_lr / lr)]
 train_cfg = dict(max_epochs=epochs)

@@ -6,5 +6,5 @@ lr = blr * _base_.batch / 256
 model = dict(backbone=dict(arch='tiny', drop_path_rate=0.2))
 optim_wrapper = dict(optimizer=dict(lr=lr), paramwise_cfg=dict(decay_rate=0.9, decay_type='single'))
 param_scheduler = [dict(_base_.param_scheduler[0], end=warmup_epochs),  # warm-up, then cosine to the last epoch
-                   dict(_base_.param_scheduler[1], begin=warmup_epochs)]
+                   dict(_base_.param_scheduler[1], begin=warmup_epochs, eta_min_ratio=_base_.min_lr / lr)]
 train_cfg = dict(max_epochs=epochs)

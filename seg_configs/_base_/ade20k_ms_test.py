@@ -1,5 +1,11 @@
 """ADE20K 512×512 data (mmseg's base) with the paper's multi-scale test (A.4): absolute scales
-[0.75, 0.875, 1.0, 1.125, 1.25] × 2048×512, horizontal flip optional (`tta_flip`, or tools/seg_eval.py --flip)."""
+[0.75, 0.875, 1.0, 1.125, 1.25] × 2048×512, horizontal flip optional (`tta_flip`, or tools/seg_eval.py --flip).
+
+Each scale is inferred as the single-scale test is (the model's test_cfg: 512 sliding windows, stride 341), the
+protocol our reported multi-scale numbers use: the network sees 512-px inputs as in training at every scale, and
+memory stays bounded at 1.25 × 2048. The paper states only the scales; ConvNeXt V1's multi-scale configs infer the
+whole image with flip instead: `--cfg-options model.test_cfg.mode=whole` with `--flip` (tools/seg_eval.py; that
+applies to its single-scale pass as well)."""
 _base_ = 'mmseg::_base_/datasets/ade20k.py'
 
 tta_scales = [0.75, 0.875, 1.0, 1.125, 1.25]  # multiples of the single-scale test size (2048, 512)

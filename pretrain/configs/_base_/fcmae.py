@@ -1,8 +1,10 @@
-# FCMAE pre-training on ImageNet-1K (ConvNeXt V2 paper §3, appendix A.1; RECIPES.md "FCMAE pre-training").
+# FCMAE pre-training on ImageNet-1K (ConvNeXt V2 paper §3, appendix A.1; docs/RECIPES.md "FCMAE pre-training").
 # Leaves state the size: model = dict(arch=...). Launch with tools/pretrain.sh (auto-resume) or tools/train.py.
 _base_ = ['./runtime.py']
 
-data_root = 'data/imagenet/'  # ImageNet-style folder: train/<class>/*.JPEG
+# Images at any depth under data_root/train (ImageNet's train/<class>/*.JPEG or any folder), any format PIL opens; no
+# labels. Own images: --cfg-options data_root=DIR train_dataloader.dataset.split=None, or data_root=LIST.txt.
+data_root = 'data/imagenet/'
 img_size = 224
 gpus, batch_per_gpu, accumulative_counts = 8, 64, 8  # official single-node command: 8 GPUs × 64, update_freq 8
 batch = gpus * batch_per_gpu * accumulative_counts  # 4096 effective; change accumulative_counts with the GPU count
@@ -11,8 +13,10 @@ lr = blr * batch / 256  # linear scaling rule: 1.5e-4 · 4096 / 256 = 2.4e-3
 epochs = 800  # the paper's default; 1600 for the long schedule: --cfg-options train_cfg.max_epochs=1600
 warmup_epochs = 40
 
+# init 'trunc02' (std .02 everywhere, the dense ConvNeXtV2 init); 'official': the PyTorch fcmae.py _init_weights (std 1
+# on most convs/linears). The paper trained with its unreleased JAX code, so neither is known to be the paper's.
 model = dict(type='FCMAE', arch='base', patch_size=32, mask_ratio=0.6, decoder_depth=1, decoder_embed_dim=512,
-             norm_pix_loss=True)
+             norm_pix_loss=True, init='trunc02')
 pretrained_key = 'model.init_cfg'  # tools/train.py --pretrained: continue pre-training from FCMAE weights
 
 # workers restart each epoch, seeded from the (restored) main RNG: exact resume (runtime/resume.py)
@@ -21,15 +25,17 @@ train_dataloader = dict(
     worker_init_fn=dict(type='epoch_worker_init_fn'),
     pin_memory=True, drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True), collate_fn=dict(type='default_collate'),
-    dataset=dict(type='ImageFolderDataset', data_root=data_root, split='train',
+    dataset=dict(type='UnlabeledImageDataset', data_root=data_root, split='train',
                  pipeline=dict(type='fcmae', size=img_size, scale=(0.2, 1.0))))
 
 # fp32 as the official code; bf16: --cfg-options optim_wrapper.type=AmpOptimWrapper optim_wrapper.dtype=bfloat16
 optim_wrapper = dict(
     type='OptimWrapper', accumulative_counts=accumulative_counts,
     optimizer=dict(type='AdamW', lr=lr, betas=(0.9, 0.95), weight_decay=0.05),
-    constructor='ConvNeXtV2LayerDecayConstructor',
-    paramwise_cfg=dict(decay_rate=1.0, decay_type='single'))  # no layer decay; GRN γ/β, biases, 1-D: no wd
+    constructor='FCMAEOptimWrapperConstructor',  # no layer decay; biases, 1-D tensors: no wd
+    # GRN γ/β: no wd (as fine-tuning and the official fine-tuning code); True: decayed, as the official
+    # main_pretrain.py (timm add_weight_decay exempts only 1-D tensors and biases; its GRN γ/β are (1, C))
+    paramwise_cfg=dict(decay_rate=1.0, decay_type='single', grn_weight_decay=False))
 param_scheduler = [  # per-iteration linear warm-up from ~0, then cosine to 0 at the last epoch (train_cfg)
     dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=warmup_epochs, convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', eta_min=0., by_epoch=True, begin=warmup_epochs, convert_to_iter_based=True)]
