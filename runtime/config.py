@@ -54,12 +54,20 @@ def load_cfg(config: str, cfg_options: dict, work_dir: str | None, launcher: str
 def slurm_env() -> dict:
     """RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT of this srun task, as mmengine's slurm launcher sets
     them (MASTER_* from the environment when given; else the first node of SLURM_NODELIST and port 29500)."""
+    missing = [k for k in ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST') if k not in os.environ]
+    if missing:
+        raise RuntimeError(f'--launcher slurm: {", ".join(missing)} not set; start the tasks with srun '
+                           '(tools/slurm_train.sh)')
     env = dict(RANK=os.environ['SLURM_PROCID'], WORLD_SIZE=os.environ['SLURM_NTASKS'],
                LOCAL_RANK=os.environ.get('SLURM_LOCALID', '0'), MASTER_PORT=os.environ.get('MASTER_PORT', '29500'))
     if 'MASTER_ADDR' not in os.environ:
-        hosts = subprocess.run(['scontrol', 'show', 'hostnames', os.environ['SLURM_NODELIST']], capture_output=True,
-                               text=True, check=True).stdout.split()
-        env['MASTER_ADDR'] = hosts[0]
+        nodes = os.environ['SLURM_NODELIST']
+        try:
+            env['MASTER_ADDR'] = subprocess.run(['scontrol', 'show', 'hostnames', nodes], capture_output=True,
+                                                text=True, check=True).stdout.split()[0]
+        except (OSError, subprocess.CalledProcessError, IndexError) as e:
+            raise RuntimeError(f'--launcher slurm: no master address from `scontrol show hostnames {nodes}` '
+                               f'({type(e).__name__}: {e}); set MASTER_ADDR') from None
     return env
 
 

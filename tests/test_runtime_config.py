@@ -34,6 +34,9 @@ def test_slurm_env_follows_the_srun_task(monkeypatch):
     assert slurm_env() == dict(RANK='3', WORLD_SIZE='4', LOCAL_RANK='1', MASTER_PORT='29511')  # MASTER_ADDR kept
     monkeypatch.delenv('MASTER_PORT')
     assert slurm_env()['MASTER_PORT'] == '29500'  # mmengine's and torch's default
+    monkeypatch.delenv('SLURM_PROCID')
+    with pytest.raises(RuntimeError, match='--launcher slurm: SLURM_PROCID not set; start the tasks with srun'):
+        slurm_env()
 
 
 def test_check_pretrained_passes_zoo_names_and_urls_but_names_a_missing_file(tmp_path):
