@@ -6,7 +6,6 @@ uint8 (the model's data preprocessor normalises); fine-tuning inputs come normal
 on normalised pixels). Mixup/cutmix act on batches, so they live in `ImageClassifier`, not here.
 """
 import logging
-import multiprocessing
 import os
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from mmengine.registry import DATASETS
 from PIL import Image
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
 
+WORKER_SLOTS = 256  # skip counters, one per loader worker id (ids beyond share a slot)
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.tif', '.tiff', '.webp')
 BICUBIC = T.InterpolationMode.BICUBIC
 
@@ -120,18 +120,24 @@ class SkipUnreadable(torch.utils.data.Dataset):
     """`samples` of (path, label or None); an unreadable image is skipped with a warning naming it and counted in
     `skipped`, so one bad file cannot end a run hours in; the next readable image stands in.
 
-    The count is a lock-protected shared integer, so the increments of every loader worker reach the main process
-    (`SkippedImagesHook` logs it) and none is lost when two workers skip at once.
+    The count lives in shared memory, one slot per loader worker (each written by one process only, so no increment
+    is lost when two workers skip at once, under fork or spawn); `skipped` sums them in the main process
+    (`SkippedImagesHook` logs it).
     """
 
     def __init__(self, samples: list, pipeline: dict, source: str):
         self.samples, self.source = samples, source
         self.transform = build_transform(pipeline)
-        self._skipped = multiprocessing.Value('q', 0)  # inherited (fork) or pickled at start (spawn) by workers
+        self._skipped = torch.zeros(1 + WORKER_SLOTS, dtype=torch.int64).share_memory_()  # [main, worker 0, ...]
 
     @property
     def skipped(self) -> int:
-        return self._skipped.value
+        return int(self._skipped.sum())
+
+    def _count_skip(self) -> int:
+        info = torch.utils.data.get_worker_info()
+        self._skipped[0 if info is None else 1 + info.id % WORKER_SLOTS] += 1
+        return self.skipped
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -142,9 +148,7 @@ class SkipUnreadable(torch.utils.data.Dataset):
             try:
                 img = load_rgb(path)
             except (OSError, ValueError, SyntaxError) as e:  # PIL.UnidentifiedImageError is an OSError
-                with self._skipped.get_lock():
-                    self._skipped.value += 1
-                    count = self._skipped.value
+                count = self._count_skip()
                 print_log(f'skipped unreadable image {path} ({type(e).__name__}: {e}); skipped so far: {count}',
                           logger='current', level=logging.WARNING)
                 continue
