@@ -1,13 +1,15 @@
-"""One set of random weights, written in every checkpoint format the loader reads, must give timm's numbers (bad files
-and misfitting checkpoints: tests/test_checkpoint_errors.py)."""
+"""One set of random weights, written in every checkpoint format the loader reads, must give timm's numbers (HF
+transformers and mmpretrain, written by those libraries: tests/test_checkpoint_libraries.py; bad files and misfitting
+checkpoints: tests/test_checkpoint_errors.py, tests/test_checkpoint_fit.py)."""
 import argparse
 import re
 
 import pytest
 import timm
 import torch
+from safetensors.torch import save_file
 
-from backbone.checkpoint import load_pretrained
+from backbone.checkpoint import CheckpointError, load_pretrained
 from backbone.convnextv2 import VARIANTS, ConvNeXtV2
 from tools.convert_checkpoint import main as convert_tool
 
@@ -44,7 +46,8 @@ def to_official(t: dict, arch: str) -> dict:
 
 
 def to_minkowski(o: dict) -> dict:
-    """Official FCMAE training layout (encoder.*, MinkowskiEngine kernels K[h + ks*w] = W[..., h, w] per DESIGN.md)."""
+    """Official FCMAE training layout (encoder.*, MinkowskiEngine kernels K[h + ks*w] = W[..., h, w], as the official
+    remap_checkpoint_keys)."""
     me = {}
     for k, v in o.items():
         parts = k.split('.')
@@ -66,39 +69,6 @@ def to_minkowski(o: dict) -> dict:
     me.update({'mask_token': torch.zeros(1, 8, 1, 1), 'proj.weight': torch.zeros(8, 320, 1, 1),
                'decoder.0.dwconv.weight': torch.zeros(8, 1, 7, 7), 'pred.weight': torch.zeros(3072, 8, 1, 1)})
     return me
-
-
-def to_hf(o: dict) -> dict:
-    hf = {}
-    for k, v in o.items():
-        parts = k.split('.')
-        if k.startswith('downsample_layers.0.'):
-            k = 'embeddings.' + ('patch_embeddings.' if parts[2] == '0' else 'layernorm.') + parts[3]
-        elif k.startswith('downsample_layers.'):
-            k = f'encoder.stages.{parts[1]}.downsampling_layer.' + '.'.join(parts[2:])
-        elif k.startswith('stages.'):
-            tail = {'norm': 'layernorm', 'gamma': 'weight', 'beta': 'bias'}
-            k = f'encoder.stages.{parts[1]}.layers.{parts[2]}.' + '.'.join(tail.get(x, x) for x in parts[3:])
-        elif k.startswith('norm.'):
-            k = 'layernorm.' + parts[1]
-        hf['classifier.' + parts[1] if k.startswith('head.') else 'convnextv2.' + k] = v
-    return hf
-
-
-def to_mmpretrain(o: dict) -> dict:
-    names = {'dwconv': 'depthwise_conv', 'pwconv1': 'pointwise_conv1', 'pwconv2': 'pointwise_conv2'}
-    sd = {}
-    for k, v in o.items():
-        parts = k.split('.')
-        if k.startswith('head.'):
-            sd['head.fc.' + parts[1]] = v
-            continue
-        if k.startswith('norm.'):
-            parts[0] = 'norm3'  # mmpretrain's classifier norm after global pooling
-        if parts[0] == 'stages':
-            parts[3] = names.get(parts[3], parts[3])
-        sd['backbone.' + '.'.join(parts)] = v.reshape(-1) if 'grn' in k else v
-    return {'meta': {'mmpretrain_version': '1.2.0'}, 'state_dict': sd}
 
 
 def stage_outputs(model, x):
@@ -138,6 +108,18 @@ def test_timm_state_dict(arch, tmp_path):
         torch.testing.assert_close(classifier.eval()(x), ref(x), atol=1e-5, rtol=1e-5)
 
 
+def test_timm_safetensors(atto, tmp_path):
+    """timm's own weight files are safetensors: the same state dict through safetensors.torch.save_file."""
+    ref = random_timm('atto')
+    save_file(ref.state_dict(), tmp_path / 'model.safetensors')
+    model = ConvNeXtV2('atto', out_indices=(0, 1, 2, 3))
+    assert load_pretrained(model, tmp_path / 'model.safetensors')['format'] == 'timm'
+    assert_same_as_timm(model, atto)
+    (tmp_path / 'cut.safetensors').write_bytes((tmp_path / 'model.safetensors').read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=r'cut\.safetensors: cannot read \(SafetensorError: .*is it truncated'):
+        load_pretrained(model, tmp_path / 'cut.safetensors')
+
+
 def _formats(o: dict) -> dict:
     """Each public / own layout of the same weights, as the file would hold it."""
     noisy = {k: v + 1 for k, v in o.items()}
@@ -146,16 +128,13 @@ def _formats(o: dict) -> dict:
         'official': ({'model': o, 'args': argparse.Namespace(model='convnextv2_atto', lr=8e-4)}, {}),
         'official-ema': ({'model': noisy, 'model_ema': o, 'epoch': 99}, dict(key='ema')),
         'official-fcmae': ({'model': to_minkowski(o), 'epoch': 799}, {}),
-        'hf': (to_hf(o), {}),
-        'mmpretrain': (to_mmpretrain(o), {}),
         'ours-backbone': ({'meta': {'iter': 10}, 'state_dict': {'backbone.' + k: v for k, v in o.items()}}, {}),
         'ours-fcmae': ({'state_dict': {**{'encoder.' + k: v for k, v in backbone.items()}, 'pred.bias': o['norm.bias'],
                                        'decoder.0.norm.weight': o['norm.weight'], 'mask_token': o['norm.weight']}}, {}),
     }
 
 
-@pytest.mark.parametrize('fmt', ['official', 'official-ema', 'official-fcmae', 'hf', 'mmpretrain', 'ours-backbone',
-                                 'ours-fcmae'])
+@pytest.mark.parametrize('fmt', ['official', 'official-ema', 'official-fcmae', 'ours-backbone', 'ours-fcmae'])
 def test_every_format_gives_timm_outputs(fmt, atto, tmp_path):
     ckpt, kwargs = _formats(atto['official'])[fmt]
     torch.save(ckpt, tmp_path / 'ckpt.pth')

@@ -4,11 +4,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mmcv.transforms import LoadImageFromFile
+from mmdet.datasets import CocoDataset
+from mmdet.datasets.transforms import LoadAnnotations
+from mmseg.datasets import ADE20KDataset
 from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
+from torchvision.datasets import ImageFolder
 
-from tools.make_toy_data import _polygons, ade20k, coco_instances, imagenet_folder, main
+from tools.make_toy_data import main
+from toydata import ade20k, coco_instances, imagenet_folder
+from toydata.generate import _polygons
 
 FORMATS = ('polygon', 'rle', 'mixed')
 
@@ -72,12 +79,10 @@ def test_polygon_outline_keeps_holes_and_diagonal_touches():
 
 
 def test_mmdet_coco_dataset_reads_masks(coco):
-    datasets = pytest.importorskip('mmdet.datasets')
-    from mmcv.transforms import LoadImageFromFile
     summary = coco['mixed']
-    ds = datasets.CocoDataset(data_root=summary['root'], ann_file='annotations/instances_train2017.json',
-                              data_prefix=dict(img='train2017/'), metainfo=dict(classes=summary['classes']),
-                              pipeline=[LoadImageFromFile(), datasets.transforms.LoadAnnotations(with_mask=True)])
+    ds = CocoDataset(data_root=summary['root'], ann_file='annotations/instances_train2017.json',
+                     data_prefix=dict(img='train2017/'), metainfo=dict(classes=summary['classes']),
+                     pipeline=[LoadImageFromFile(), LoadAnnotations(with_mask=True)])
     api, _ = _anns(summary)
     assert len(ds) == 8
     for i in range(len(ds)):
@@ -99,7 +104,7 @@ def test_ade20k_layout_and_labels(tmp_path):
             assert label.mode == 'L' and label.size == Image.open(img).size == (128, 96)
             seen |= set(np.unique(np.asarray(label)).tolist())
     assert seen == {0, 1, 3, 4, 13, 16, 21}  # other + default stuff (wall, sky, floor) + things (person, table, car)
-    ds = pytest.importorskip('mmseg.datasets').ADE20KDataset(data_root=s['root'], pipeline=[],
+    ds = ADE20KDataset(data_root=s['root'], pipeline=[],
                        data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation'))
     assert len(ds) == 4 and ds[0]['seg_map_path'] == s['validation'][0][1] and ds[0]['reduce_zero_label']
 
@@ -111,7 +116,7 @@ def test_imagenet_folder_counts(tmp_path):
         folders = sorted(p for p in (tmp_path / 'in' / split).iterdir())
         assert [p.name for p in folders] == s['classes'] and all(re.fullmatch(r'n\d{8}_\w+', p.name) for p in folders)
         assert [len(list(p.glob('*.JPEG'))) for p in folders] == [n] * 3
-    ds = pytest.importorskip('torchvision.datasets').ImageFolder(str(tmp_path / 'in' / 'train'))
+    ds = ImageFolder(str(tmp_path / 'in' / 'train'))
     assert ds.classes == s['classes'] and ds.targets == [0] * 5 + [1] * 5 + [2] * 5
     assert ds[0][0].size == (48, 48) and ds[0][0].mode == 'RGB'
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time set-up on a fresh machine: .venv at the repo root (or the active env with --active), torch, mmcv 2.1.0
-# built from its sdist with ops (wheel cached in $CNX2_CACHE), the rest of requirements.txt, then an import check.
+# built from its sdist with ops (wheel cached in $CNX2_CACHE), the rest of requirements.txt, the test-only references
+# of requirements-test.txt, then an import check.
 # Idempotent: a second run reuses the venv and the cached mmcv wheel.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,6 +45,8 @@ pip install -q --no-deps "$WHEELS"/mmcv-2.1.0-*.whl
 "$PY" -c "import mmcv" 2>/dev/null || pip install -q addict yapf opencv-python-headless pyyaml
 say "the rest of requirements.txt"
 pip install -q -r "$ROOT/requirements.txt"
+say "test-only references (requirements-test.txt: the real libraries whose checkpoint layouts the tests load)"
+pip install -q -r "$ROOT/requirements-test.txt"
 say "checking mmcv.ops and the backbone"
 (cd "$ROOT" && "$PY" -c "
 from mmcv.ops import nms, RoIAlign
