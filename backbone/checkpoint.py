@@ -7,11 +7,13 @@ import math
 import os
 import pickle
 import re
+import struct
 from collections import OrderedDict
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer, print_log
+from safetensors import SafetensorError
 
 from .zoo import ZooError, resolve
 
@@ -50,6 +52,12 @@ _CONFIG_GLOBALS = [argparse.Namespace, (OrderedDict, 'yacs.config.CfgNode')]
 _REFUSED = ('Unsupported global', 'unrecognized function', 'Can only create', 'Can only build', 'allows getattr only')
 
 
+# what torch.load and safetensors raise on a truncated, corrupt or foreign file (found by trying: zip and legacy
+# checkpoints cut anywhere, random bytes, text, a zip torch did not write, a cut .safetensors); anything else
+# (an ImportError, a bug) is not the file's fault and propagates as it is
+_BAD_FILE = (OSError, RuntimeError, EOFError, IndexError, struct.error, SafetensorError)
+
+
 def safe_load(path, trusted: bool = False, mmap: bool = False) -> dict:
     """torch.load on CPU with weights_only=True and a few harmless config classes allowed (trusted=True: any pickle);
     mmap=True maps tensors from the file instead of reading them (to look at a large checkpoint's metadata).
@@ -83,10 +91,10 @@ def safe_load(path, trusted: bool = False, mmap: bool = False) -> dict:
         raise CheckpointError(f'{path}: refused to unpickle {", ".join(found)}: weights-only loading allows tensors, '
                               'builtins, numpy, argparse.Namespace and yacs configs. If you trust this file, pass '
                               'trusted=True (tools: --trust).') from None
-    except Exception as e:  # truncated zip, foreign binary, ...
-        why = str(e).split('. ')[0][:200]
+    except _BAD_FILE as e:  # the first sentence, after torch's "[enforce fail at FILE:LINE] ." prefix
+        why = re.sub(r'^\[enforce fail at [^\]]*\]\s*\.?\s*', '', str(e)).split('. ')[0][:200]
         raise CheckpointError(f'{path}: cannot read ({type(e).__name__}: {why}); expected {expected}; is it truncated '
-                              'or not a checkpoint?') from None
+                              'or not a checkpoint?') from e
     if not isinstance(obj, dict):
         raise CheckpointError(f'{path}: holds a {type(obj).__name__}; expected {expected}')
     return obj
