@@ -241,6 +241,52 @@ def _listing(title: str, items: list) -> str:
     return f'{len(items)} {title}: ' + ', '.join(items[:10]) + more
 
 
+def load_state_dict_strictly(model, sd: dict, name: str, lack_ok=(), leave_ok=(), dropped=(), strict: bool = True,
+                             fmt: str = '', skip=(), what: str = '', note: str = '') -> dict:
+    """Fill `model` from `sd`, one rule and one report for every loader of the suite (ConvNeXt V2, SimMIM Swin): keys
+    absent outside `lack_ok`, leftovers outside `leave_ok` and other shapes raise CheckpointError naming them."""
+    own = {k: v for k, v in model.state_dict().items() if not _matches(k, skip)}
+    wrong = [k for k in own if k in sd and sd[k].shape != own[k].shape]
+    missing = [k for k in own if k not in sd or k in wrong]
+    leftovers = [k for k in sd if k not in own] + list(dropped)
+    bad_missing = [k for k in missing if not _matches(k, lack_ok)]
+    bad_left = [k for k in leftovers if not _matches(k, leave_ok)]
+    errors = [_listing(f'model keys missing from the {fmt + " " if fmt else ""}checkpoint',
+                       [k for k in bad_missing if k not in wrong]),
+              _listing('shape mismatches (model vs checkpoint)',
+                       [f'{k} {tuple(own[k].shape)} vs {tuple(sd[k].shape)}' for k in wrong if k in bad_missing]),
+              _listing('unexpected checkpoint keys', bad_left)]
+    errors = [e for e in errors if not e.startswith('0 ')]
+    if errors and strict:
+        raise CheckpointError(f'{name} does not fit {what or type(model).__name__}: ' + '; '.join(errors))
+    model.load_state_dict({k: v for k, v in sd.items() if k in own and k not in wrong}, strict=False)
+    report = dict(format=fmt, loaded=len(own) - len(missing), absent=missing, dropped=leftovers, errors=errors)
+    print_log(f'loaded {name}: {report["loaded"]}/{len(own)} tensors; absent as expected: '
+              f'{sorted({k.split(".")[0] for k in missing}) or "none"}'
+              + (f' ({len(wrong)} of other shape: {wrong[:4]})' if wrong else '')
+              + f'; dropped {len(leftovers)} leftovers'
+              + (f' ({", ".join(sorted({k.split(".")[0] for k in leftovers}))})' if leftovers else '')
+              + (f'; {note}' if note else '')
+              + (f'; IGNORED (strict=False): {"; ".join(errors)}' if errors else ''), logger='current')
+    return report
+
+
+def block_version(sd: dict) -> str | None:
+    """'v1' for ConvNeXt V1 weights (LayerScale `gamma` per block), 'v2' for GRN ones, in our key names."""
+    if any(re.fullmatch(r'stages\.\d+\.\d+\.gamma', k) for k in sd):
+        return 'v1'
+    return 'v2' if any('.grn.' in k for k in sd) else None
+
+
+def check_block_version(sd: dict, block: str, name: str) -> None:
+    """A ConvNeXt V1 checkpoint (LayerScale `gamma`, no GRN) into a V2 model, or the reverse, is named as such."""
+    found = block_version(sd)
+    if found and found != block:
+        what = dict(v1='ConvNeXt V1 (LayerScale gamma, no GRN)', v2='ConvNeXt V2 (GRN, no LayerScale)')
+        raise CheckpointError(f"{name}: a {what[found]} checkpoint does not fit a {what[block]} model; build the "
+                              f"model with block='{found}'")
+
+
 def load_pretrained(model, path_or_state_dict, may_lack=None, may_leave=None, strict: bool = True,
                     key: str = 'auto', trusted: bool = False) -> dict:
     """Convert, then fill every parameter/buffer of `model` except `model.new_keys()` (+ may_lack); leftovers may only
@@ -252,39 +298,9 @@ def load_pretrained(model, path_or_state_dict, may_lack=None, may_leave=None, st
         sd, fmt, dropped = convert(ckpt, getattr(model, 'depths', None) if strict else None, key)
     except CheckpointError as e:
         raise CheckpointError(f'{name}: {e}') from None
-    own = model.state_dict()
+    check_block_version(sd, getattr(model, 'block', 'v2'), name)
+    has_head = 'head.weight' in model.state_dict()
     lack_ok = tuple(model.new_keys()) + tuple(may_lack or ())
-    leave_ok = (HARMLESS + DETECTOR_PARTS + tuple(may_leave or ())
-                + (() if 'head.weight' in own else ('norm.*', 'head.*')))
-    wrong = [k for k in own if k in sd and sd[k].shape != own[k].shape]
-    missing = [k for k in own if k not in sd or k in wrong]
-    leftovers = [k for k in sd if k not in own] + dropped
-    bad_missing = [k for k in missing if not _matches(k, lack_ok)]
-    bad_left = [k for k in leftovers if not _matches(k, leave_ok)]
-    errors = [_listing(f'model keys missing from the {fmt} checkpoint', [k for k in bad_missing if k not in wrong]),
-              _listing('shape mismatches (model vs checkpoint)',
-                       [f'{k} {tuple(own[k].shape)} vs {tuple(sd[k].shape)}' for k in wrong if k in bad_missing]),
-              _listing('unexpected checkpoint keys', bad_left)]
-    errors = [e for e in errors if not e.startswith('0 ')]
-    if errors and strict:
-        raise CheckpointError(f'{name} ({fmt}) does not fit {type(model).__name__}'
-                              f'(depths={getattr(model, "depths", "?")}, dims={getattr(model, "dims", "?")}): '
-                              + '; '.join(errors))
-    model.load_state_dict({k: v for k, v in sd.items() if k in own and k not in wrong}, strict=False)
-    report = dict(format=fmt, loaded=len(own) - len(missing), absent=missing, dropped=leftovers, errors=errors)
-    print_log(f'loaded {name} ({fmt}): {report["loaded"]}/{len(own)} tensors; absent as expected: '
-              f'{sorted({k.split(".")[0] for k in missing}) or "none"}'
-              + (f' ({len(wrong)} of other shape: {wrong[:4]})' if wrong else '')
-              + f'; dropped {len(leftovers)} leftovers'
-              + (f' ({", ".join(sorted({k.split(".")[0] for k in leftovers}))})' if leftovers else '')
-              + (f'; IGNORED (strict=False): {"; ".join(errors)}' if errors else ''), logger='current')
-    return report
-
-
-def infer_arch(sd: dict):
-    """A VARIANTS name (or dict(depths, dims)) from our state dict's block counts and widths."""
-    from .convnextv2 import VARIANTS
-    depths = block_depths(sd)
-    dims = tuple(sd[f'stages.{i}.0.dwconv.weight'].shape[0] for i in range(4) if depths[i])
-    arch = next((n for n, v in VARIANTS.items() if v['depths'] == depths and v['dims'] == dims), None)
-    return arch or dict(depths=depths, dims=dims)
+    leave_ok = HARMLESS + DETECTOR_PARTS + tuple(may_leave or ()) + (() if has_head else ('norm.*', 'head.*'))
+    what = f'{type(model).__name__}(depths={getattr(model, "depths", "?")}, dims={getattr(model, "dims", "?")})'
+    return load_state_dict_strictly(model, sd, f'{name} ({fmt})', lack_ok, leave_ok, dropped, strict, fmt, what=what)

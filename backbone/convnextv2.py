@@ -9,12 +9,13 @@ from typing import Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.model import BaseModule
-from timm.layers import DropPath, trunc_normal_
+from timm.layers import DropPath, LayerNorm2d, trunc_normal_  # LayerNorm2d: channels of (N, C, H, W), eps 1e-6
 from torch.utils.checkpoint import checkpoint
 
-VARIANTS = {  # the paper's eight sizes (RECIPES.md); FCMAE, configs and tests all read this table
+from .checkpoint import block_depths, load_pretrained
+
+VARIANTS = {  # the paper's eight sizes (docs/RECIPES.md "Variants"); FCMAE, configs and tests all read this table
     'atto': dict(depths=(2, 2, 6, 2), dims=(40, 80, 160, 320)),
     'femto': dict(depths=(2, 2, 6, 2), dims=(48, 96, 192, 384)),
     'pico': dict(depths=(2, 2, 6, 2), dims=(64, 128, 256, 512)),
@@ -24,27 +25,36 @@ VARIANTS = {  # the paper's eight sizes (RECIPES.md); FCMAE, configs and tests a
     'large': dict(depths=(3, 3, 27, 3), dims=(192, 384, 768, 1536)),
     'huge': dict(depths=(3, 3, 27, 3), dims=(352, 704, 1408, 2816)),
 }
+V1_VARIANTS = {  # ConvNeXt V1's own sizes (arXiv 2201.03545, Table 10 / official convnext.py); with block='v1'
+    'tiny': dict(depths=(3, 3, 9, 3), dims=(96, 192, 384, 768)),
+    'small': dict(depths=(3, 3, 27, 3), dims=(96, 192, 384, 768)),
+    'base': dict(depths=(3, 3, 27, 3), dims=(128, 256, 512, 1024)),
+    'large': dict(depths=(3, 3, 27, 3), dims=(192, 384, 768, 1536)),
+    'xlarge': dict(depths=(3, 3, 27, 3), dims=(256, 512, 1024, 2048)),
+}
 
 
-def arch_settings(arch: str | dict) -> dict:
+def sizes(block: str = 'v2') -> dict:
+    """The named sizes of a block version: V2's eight; with V1 blocks also V1's small and xlarge (same settings
+    where the names meet)."""
+    return VARIANTS if block == 'v2' else {**VARIANTS, **V1_VARIANTS}
+
+
+def arch_settings(arch: str | dict, block: str = 'v2') -> dict:
     """Depths and dims of a variant name, or a dict(depths=..., dims=...) for a custom size."""
     if isinstance(arch, dict):
         return dict(depths=tuple(arch['depths']), dims=tuple(arch['dims']))
-    if arch not in VARIANTS:
-        raise KeyError(f'unknown ConvNeXt V2 arch {arch!r}; expected one of {list(VARIANTS)}')
-    return VARIANTS[arch]
+    if arch not in sizes(block):
+        raise KeyError(f'unknown ConvNeXt {block.upper()} arch {arch!r}; expected one of {list(sizes(block))}')
+    return sizes(block)[arch]
 
 
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of an (N, C, H, W) tensor (stem, downsamplers, output norms)."""
-
-    def __init__(self, num_channels: int, eps: float = 1e-6):
-        super().__init__(num_channels, eps=eps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C)
-        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
+def infer_arch(sd: dict, block: str = 'v2'):
+    """A size name of that block version (or dict(depths, dims)) from our state dict's block counts and widths."""
+    depths = block_depths(sd)
+    dims = tuple(sd[f'stages.{i}.0.dwconv.weight'].shape[0] for i in range(4) if depths[i])
+    arch = next((n for n, v in sizes(block).items() if v['depths'] == depths and v['dims'] == dims), None)
+    return arch or dict(depths=depths, dims=dims)
 
 
 class GRN(nn.Module):
@@ -70,22 +80,33 @@ class GRN(nn.Module):
         return torch.addcmul(self.beta.to(x.dtype), x, (self.gamma * nx + 1).to(x.dtype))
 
 
-class Block(nn.Module):
-    """The ConvNeXt V2 block: dwconv 7×7 → LN → Linear d→4d → GELU → GRN → Linear 4d→d → drop path → residual."""
+BLOCKS = ('v2', 'v1')  # 'v1': the ConvNeXt V1 block, for the paper's co-design ablation (V1 + FCMAE, §4)
 
-    def __init__(self, dim: int, drop_path: float = 0.):
+
+class Block(nn.Module):
+    """The ConvNeXt V2 block: dwconv 7×7 → LN → Linear d→4d → GELU → GRN → Linear 4d→d → drop path → residual.
+    block='v1' is the ConvNeXt V1 block: no GRN, LayerScale `gamma` (C,) at ls_init_value after pwconv2."""
+
+    def __init__(self, dim: int, drop_path: float = 0., block: str = 'v2', ls_init_value: float = 1e-6):
         super().__init__()
+        if block not in BLOCKS:
+            raise ValueError(f'block={block!r}: expected one of {BLOCKS}')
         self.dwconv = nn.Conv2d(dim, dim, kernel_size=7, padding=3, groups=dim)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.pwconv1 = nn.Linear(dim, 4 * dim)
         self.act = nn.GELU()
-        self.grn = GRN(4 * dim)
+        self.grn = GRN(4 * dim) if block == 'v2' else nn.Identity()
         self.pwconv2 = nn.Linear(4 * dim, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), ls_init_value)) if block == 'v1' else None
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def layer_scale(self, y: torch.Tensor) -> torch.Tensor:
+        """V1's per-channel LayerScale on channels-last output; V2 has none."""
+        return y if self.gamma is None else y * self.gamma.to(y.dtype)
 
     def mlp(self, x: torch.Tensor) -> torch.Tensor:
         """The per-position part of the block, on (..., C) channels-last input."""
-        return self.pwconv2(self.grn(self.act(self.pwconv1(self.norm(x)))))
+        return self.layer_scale(self.pwconv2(self.grn(self.act(self.pwconv1(self.norm(x))))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.dwconv(x).permute(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C)
@@ -121,18 +142,19 @@ class ConvNeXtV2(BaseModule):
         init_cfg: dict(type='Pretrained', checkpoint=PATH) loads any format backbone.checkpoint reads, strictly;
             PATH may also be a URL or a model-zoo name (backbone/zoo.py).
         pretrained: deprecated alias of that init_cfg, as mmdet/mmseg backbones accept (their model bases set it).
+        block: 'v2' (GRN) or 'v1' (ConvNeXt V1: LayerScale 1e-6, no GRN; arch may also be V1's small/xlarge).
     """
 
     def __init__(self, arch: str | dict = 'tiny', in_channels: int = 3, drop_path_rate: float = 0.,
                  out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1, with_cp: bool = False,
                  num_classes: int = 0, head_init_scale: float = 1., init_cfg: dict | None = None,
-                 pretrained: str | None = None):
+                 pretrained: str | None = None, block: str = 'v2'):
         super().__init__(init_cfg=pretrained_init_cfg(pretrained, init_cfg))
-        settings = arch_settings(arch)
+        settings = arch_settings(arch, block)
         self.arch, self.depths, self.dims = arch, settings['depths'], settings['dims']
         self.out_indices = tuple(i % 4 for i in out_indices)
         self.frozen_stages, self.with_cp = frozen_stages, with_cp
-        self.num_classes, self.head_init_scale = num_classes, head_init_scale
+        self.num_classes, self.head_init_scale, self.block = num_classes, head_init_scale, block
 
         dims = self.dims
         self.downsample_layers = nn.ModuleList([nn.Sequential(
@@ -145,7 +167,7 @@ class ConvNeXtV2(BaseModule):
         self.stages = nn.ModuleList()
         for i, depth in enumerate(self.depths):
             first = sum(self.depths[:i])
-            self.stages.append(nn.Sequential(*[Block(dims[i], rates[first + j]) for j in range(depth)]))
+            self.stages.append(nn.Sequential(*[Block(dims[i], rates[first + j], block) for j in range(depth)]))
 
         if num_classes > 0:
             self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
@@ -175,7 +197,6 @@ class ConvNeXtV2(BaseModule):
     def init_weights(self):
         """Fresh init, or a strict load of `init_cfg.checkpoint` in any format the suite reads."""
         if self.init_cfg and self.init_cfg.get('type') == 'Pretrained':
-            from .checkpoint import load_pretrained
             load_pretrained(self, self.init_cfg['checkpoint'])
         else:
             self._init_fresh()

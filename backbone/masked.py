@@ -78,7 +78,10 @@ def scatter_rows(x: torch.Tensor, index: torch.Tensor, rows: int) -> torch.Tenso
 
 def masked_grn(grn: GRN, x: torch.Tensor, keep: torch.Tensor | None = None, pooling: str = 'sample') -> torch.Tensor:
     """GRN on (N, H, W, C) with L2 statistics over visible sites only (`keep` 1 there, None: all), pooled per sample
-    (paper, JAX) or over the whole batch (official MinkowskiGRN); statistics in at least float32."""
+    (paper, JAX) or over the whole batch (official MinkowskiGRN); statistics in at least float32. A V1 block has no
+    GRN (nn.Identity): x is returned as is."""
+    if not isinstance(grn, GRN):
+        return x
     dims = (1, 2) if pooling == 'sample' else (0, 1, 2)
     gx = torch.linalg.vector_norm(x if keep is None else x * keep, dim=dims, keepdim=True,
                                   dtype=torch.promote_types(x.dtype, torch.float32))
@@ -103,8 +106,9 @@ class MaskedConvNeXtV2(ConvNeXtV2):
 
     def __init__(self, arch: str | dict = 'atto', in_channels: int = 3, drop_path_rate: float = 0.,
                  grn_pooling: str = 'sample', path: str = 'visible', with_cp: bool = False,
-                 init_cfg: dict | None = None):
-        super().__init__(arch, in_channels, drop_path_rate, out_indices=(), with_cp=with_cp, init_cfg=init_cfg)
+                 init_cfg: dict | None = None, block: str = 'v2'):
+        super().__init__(arch, in_channels, drop_path_rate, out_indices=(), with_cp=with_cp, init_cfg=init_cfg,
+                         block=block)
         if grn_pooling not in GRN_POOLING:
             raise ValueError(f'grn_pooling={grn_pooling!r}: expected one of {GRN_POOLING}')
         if path not in PATHS:
@@ -148,7 +152,7 @@ class MaskedConvNeXtV2(ConvNeXtV2):
     def _dense_block(self, block: nn.Module, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         y = block.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # channels-last views, (N, H, W, C)
         y = block.act(block.pwconv1(block.norm(y)))
-        y = block.pwconv2(masked_grn(block.grn, y, keep, self.grn_pooling))
+        y = block.layer_scale(block.pwconv2(masked_grn(block.grn, y, keep, self.grn_pooling)))
         return (x + block.drop_path(y)) * keep  # the next depthwise conv must see zeros at masked sites
 
     # ---- visible: per-position layers on (N, N_vis, C) tokens; depthwise convs via a zeroed grid ------------
@@ -182,4 +186,4 @@ class MaskedConvNeXtV2(ConvNeXtV2):
             y = masked_grn(block.grn, y.view(1, -1, 1, y.shape[-1])).view(n, -1, 1, y.shape[-1])
         else:
             y = masked_grn(block.grn, y)
-        return x + block.drop_path(block.pwconv2(y).view(n, -1, c))
+        return x + block.drop_path(block.layer_scale(block.pwconv2(y)).view(n, -1, c))

@@ -57,7 +57,8 @@ def model_from_checkpoint(path: str, trusted: bool = False) -> tuple[ConvNeXtV2,
     or format; returns it with the format name."""
     ckpt = safe_load(path, trusted)
     sd, fmt, _ = convert(ckpt)
-    model = ConvNeXtV2(infer_arch(sd), block=block_version(sd) or 'v2', out_indices=(3,))
+    block = block_version(sd) or 'v2'
+    model = ConvNeXtV2(infer_arch(sd, block), block=block, out_indices=(3,))
     load_pretrained(model, ckpt, may_lack=('norm3.*',))
     return model, fmt
 

@@ -11,8 +11,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from backbone.checkpoint import CheckpointError, convert, infer_arch, load_pretrained, safe_load  # noqa: E402
-from backbone.convnextv2 import ConvNeXtV2  # noqa: E402
+from backbone.checkpoint import CheckpointError, convert, load_pretrained, safe_load  # noqa: E402
+from backbone.convnextv2 import ConvNeXtV2, infer_arch  # noqa: E402
 from backbone.zoo import is_remote  # noqa: E402
 
 
