@@ -268,9 +268,9 @@ def write_all(root, datasets=('imagenet', 'coco', 'ade20k'), seed: int = 0, size
     kw = dict(seed=seed, **({} if images is None else dict(train_images=images, val_images=max(1, images // 2))),
               **({} if size is None else dict(size=size)))
     if 'imagenet' in datasets:
-        out['imagenet'] = imagenet_folder(root / 'imagenet', seed=seed, **({} if size is None else dict(size=min(size))),
-                                          **({} if images is None else dict(train_per_class=images,
-                                                                           val_per_class=max(1, images // 2))))
+        per_class = {} if images is None else dict(train_per_class=images, val_per_class=max(1, images // 2))
+        side = {} if size is None else dict(size=min(size))
+        out['imagenet'] = imagenet_folder(root / 'imagenet', seed=seed, **side, **per_class)
     if 'coco' in datasets:
         out['coco'] = coco_instances(root / 'coco', mask_format=mask_format, **kw)
     if 'ade20k' in datasets:
