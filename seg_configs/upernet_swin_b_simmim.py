@@ -1,4 +1,4 @@
-# Swin-B / SimMIM baseline (RECIPES.md: 52.8 mIoU multi-scale): the ConvNeXt V2-B head, data and 160k schedule
+# Swin-B / SimMIM baseline (docs/RECIPES.md: 52.8 mIoU multi-scale): the ConvNeXt V2-B head, data and 160k schedule
 _base_ = './upernet_cnx2_b.py'  # stage widths [128, 256, 512, 1024] match Swin-B's, so the heads stay as they are
 # a leaf's custom_imports replaces the base's list: restated, + the Swin (which needs mmdet)
 custom_imports = dict(imports=['backbone', 'backbone.swin_simmim', 'runtime'], allow_failed_imports=False)

@@ -1,4 +1,4 @@
-# Swin-L / SimMIM baseline (RECIPES.md: 53.5 mIoU multi-scale): Swin-B's recipe at L size
+# Swin-L / SimMIM baseline (docs/RECIPES.md: 53.5 mIoU multi-scale): Swin-B's recipe at L size
 _base_ = './upernet_swin_b_simmim.py'
 model = dict(
     backbone=dict(

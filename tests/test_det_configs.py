@@ -1,4 +1,4 @@
-"""det_configs/: all ten configs load with the RECIPES.md "COCO" values, `widths` equals VARIANTS, the models build
+"""det_configs/: all ten configs load with the docs/RECIPES.md "COCO" values, `widths` equals VARIANTS, the models build
 with matching neck widths, and the layer-decay optimizer gives hand-computed lr scales / weight decays (t, b)."""
 import glob
 import os.path as osp
@@ -114,7 +114,7 @@ def test_model_builds_and_neck_fits(name):
 
 
 def recipe_layer_id(name: str, num_layers: int) -> int:
-    """RECIPES.md layer_wise table, written out: downsample 0→0, 1→2, 2→3, 3→L; stage 0→1, 1→2, 2→3+j//3, 3→L."""
+    """docs/RECIPES.md layer_wise table, written out: downsample 0→0, 1→2, 2→3, 3→L; stage 0→1, 1→2, 2→3+j//3, 3→L."""
     parts = name.split('.')
     if parts[0] != 'backbone' or parts[1] not in ('downsample_layers', 'stages'):
         return num_layers + 1  # output norms, neck, heads
@@ -142,7 +142,7 @@ def test_layer_decay_optimizer(letter, num_layers):
     lr = {name: group[id(p)]['lr'] / 1e-4 for name, p in params.items()}
     wd = {name: group[id(p)]['weight_decay'] for name, p in params.items()}
     last = VARIANTS[SIZES[letter]]['depths'][2] - 1
-    # hand-computed (RECIPES.md examples): stem 0.95^(L+1), last stage-2 block 0.95^(L+1-(3+j//3)), stage 3 0.95
+    # hand-computed (docs/RECIPES.md examples): stem 0.95^(L+1), last stage-2 block 0.95^(L+1-(3+j//3)), stage 3 0.95
     assert lr['backbone.downsample_layers.0.0.weight'] == pytest.approx(0.95 ** (num_layers + 1))
     assert lr[f'backbone.stages.2.{last}.pwconv1.weight'] == pytest.approx(0.95 ** 2)  # t: j=8 → id 5 = L-1;
     assert lr['backbone.stages.2.0.pwconv1.weight'] == pytest.approx(0.95 ** (num_layers - 2))  # b: j=26 → 11 = L-1

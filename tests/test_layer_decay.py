@@ -1,4 +1,4 @@
-"""Layer-decay lr scales and weight decay per parameter against hand-computed RECIPES.md values, for every rule."""
+"""Layer-decay lr scales and weight decay per parameter against hand-computed docs/RECIPES.md values, for every rule."""
 import pytest
 import torch
 import torch.nn as nn

@@ -1,4 +1,4 @@
-"""seg_configs/: every config loads and builds, carries RECIPES.md "ADE20K" values, the multi-scale test yields the
+"""seg_configs/: every config loads and builds, carries docs/RECIPES.md "ADE20K" values, the multi-scale test yields the
 paper's five absolute scales, and the layer-decay optimizer gives hand-computed lr scales and weight decays."""
 import copy
 import functools
@@ -133,7 +133,7 @@ def test_large_models_build_on_meta_device(name):
 
 
 def expected_scale(name: str, rate: float, num_layers: int) -> float:
-    """RECIPES.md stage_wise: downsample layers rate^(L+1), stage s rate^(L-s), all else (norms, heads) 1."""
+    """docs/RECIPES.md stage_wise: downsample layers rate^(L+1), stage s rate^(L-s), all else (norms, heads) 1."""
     m = re.match(r'backbone\.(downsample_layers|stages)\.(\d)\.', name)
     if m is None:
         return 1.0
@@ -157,7 +157,7 @@ def test_layer_decay_optimizer(letter, num_layers):
         assert wd == (0. if exempt else 0.05), name
     assert got['backbone.stages.1.0.grn.gamma'][1] == 0. and params['backbone.stages.1.0.grn.gamma'].ndim == 4
     assert got['decode_head.conv_seg.weight'] == (lr, 0.05) and got['backbone.norm3.weight'] == (lr, 0.)
-    if letter == 'b':  # RECIPES.md's worked example, L = 12, decay 0.9
+    if letter == 'b':  # docs/RECIPES.md's worked example, L = 12, decay 0.9
         assert got['backbone.downsample_layers.2.1.weight'][0] / lr == pytest.approx(0.254, abs=1e-3)
         assert got['backbone.stages.3.2.pwconv1.weight'][0] / lr == pytest.approx(0.387, abs=1e-3)
 

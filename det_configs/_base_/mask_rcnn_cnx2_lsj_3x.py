@@ -1,5 +1,5 @@
 """Mask R-CNN + FPN on COCO with a ConvNeXt V2 backbone: LSJ 1024, 3x schedule, AdamW with layer-wise lr decay, AMP,
-soft-NMS (paper A.3 and mmdet's ConvNeXt-V2 project; values in RECIPES.md "COCO"). Leaves set arch, neck widths,
+soft-NMS (paper A.3 and mmdet's ConvNeXt-V2 project; values in docs/RECIPES.md "COCO"). Leaves set arch, neck widths,
 drop path and the checkpoint."""
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',

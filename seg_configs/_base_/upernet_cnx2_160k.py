@@ -1,5 +1,5 @@
 """UPerNet + ConvNeXt V2 on ADE20K: 512×512 crops, 160k iterations, batch 16 (2 × 8 GPUs), AdamW with stage-wise
-layer decay, AMP (paper A.4, RECIPES.md "ADE20K"). Leaves set the size, checkpoint and per-size sweep values."""
+layer decay, AMP (paper A.4, docs/RECIPES.md "ADE20K"). Leaves set the size, checkpoint and per-size sweep values."""
 _base_ = [
     'mmseg::_base_/models/upernet_convnext.py', './ade20k_ms_test.py',
     'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_160k.py',
@@ -34,7 +34,7 @@ optim_wrapper = dict(
     type='AmpOptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='ConvNeXtV2LayerDecayConstructor',
-    # num_layers is derived from the arch by the constructor: 6 for atto…tiny, 12 for base…huge (RECIPES.md)
+    # num_layers is derived from the arch by the constructor: 6 for atto…tiny, 12 for base…huge (docs/RECIPES.md)
     paramwise_cfg=dict(decay_rate=0.9, decay_type='stage_wise'))
 
 param_scheduler = [
