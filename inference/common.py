@@ -8,6 +8,7 @@ from pathlib import Path
 from mmengine.logging import print_log
 
 from backbone.checkpoint import CheckpointError, safe_load
+from runtime import mmengine_checkpoints  # around the inferencers' own weights-only torch.load
 
 
 def read_checkpoint(path: str) -> dict:
@@ -52,6 +53,18 @@ def class_names(model, ckpt: dict, test_metainfo, num_classes: int, path: str) -
                          'classes; set the dataset metainfo classes in the config (--cfg-options '
                          'test_dataloader.dataset.metainfo.classes=a,b,...)')
     return classes
+
+
+def mm_inferencer(inferencer_cls, datasets, cfg, checkpoint: str, device: str, num_classes) -> tuple:
+    """An mmdet/mmseg inferencer on the config and checkpoint, its state dict checked strictly, the class names found:
+    (inferencer, classes); `num_classes(model)` reads the model's head."""
+    ckpt = read_checkpoint(checkpoint)
+    with mmengine_checkpoints():
+        inferencer = inferencer_cls(model=copy.deepcopy(cfg), weights=checkpoint, device=device)
+    inferencer.show_progress = False  # tools/infer.py shows one bar over all inputs
+    check_state_dict(inferencer.model, ckpt, checkpoint)
+    test_meta = lambda: datasets.build(dict(cfg.test_dataloader.dataset, lazy_init=True)).metainfo  # noqa: E731
+    return inferencer, class_names(inferencer.model, ckpt, test_meta, num_classes(inferencer.model), checkpoint)
 
 
 def output_path(out_dir: Path, folder: str, name: str, suffix: str = '.png') -> Path:

@@ -1,6 +1,5 @@
 """Detection / instance segmentation through mmdet's own `DetInferencer` and `DetLocalVisualizer`: the drawn image
 (boxes, masks, class names) per input and one COCO results JSON (bbox xywh, score, category, RLE mask)."""
-import copy
 import json
 import os.path as osp
 from pathlib import Path
@@ -8,9 +7,7 @@ from pathlib import Path
 import numpy as np
 from mmengine.logging import print_log
 
-from runtime import mmengine_checkpoints  # around the inferencer's own weights-only torch.load
-
-from .common import check_state_dict, class_names, output_path, read_checkpoint, write_json
+from .common import mm_inferencer, output_path, write_json
 
 
 def _num_classes(model) -> int:
@@ -58,14 +55,9 @@ class Detection:
     def __init__(self, cfg, checkpoint: str, device: str, out_dir: Path, score_thr: float = 0.3, **_):
         from mmdet.apis import DetInferencer
         from mmdet.registry import DATASETS
-        ckpt = read_checkpoint(checkpoint)
-        with mmengine_checkpoints():
-            self.inferencer = DetInferencer(model=copy.deepcopy(cfg), weights=checkpoint, device=device)
-        self.inferencer.show_progress = False  # tools/infer.py shows one bar over all inputs
+        self.inferencer, self.classes = mm_inferencer(DetInferencer, DATASETS, cfg, checkpoint, device,
+                                                         _num_classes)
         model = self.inferencer.model
-        check_state_dict(model, ckpt, checkpoint)
-        test_meta = lambda: DATASETS.build(dict(cfg.test_dataloader.dataset, lazy_init=True)).metainfo  # noqa: E731
-        self.classes = class_names(model, ckpt, test_meta, _num_classes(model), checkpoint)
         self.inferencer.visualizer.dataset_meta = model.dataset_meta
         self.cat_ids, self.image_ids = coco_ids(cfg, self.classes)
         self.next_id = max(self.image_ids.values(), default=0) + 1

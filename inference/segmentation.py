@@ -1,14 +1,11 @@
 """Semantic segmentation through mmseg's own `MMSegInferencer` and `SegLocalVisualizer`: a colour overlay and a
 label PNG (class index per pixel, the image's size) per input, and a JSON of the classes each image shows."""
-import copy
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from runtime import mmengine_checkpoints  # around the inferencer's own weights-only torch.load
-
-from .common import check_state_dict, class_names, output_path, read_checkpoint, write_json
+from .common import mm_inferencer, output_path, write_json
 
 OPACITY = 0.8  # MMSegInferencer.visualize's default
 
@@ -19,14 +16,9 @@ class Segmentation:
     def __init__(self, cfg, checkpoint: str, device: str, out_dir: Path, **_):
         from mmseg.apis import MMSegInferencer
         from mmseg.registry import DATASETS
-        ckpt = read_checkpoint(checkpoint)
-        with mmengine_checkpoints():
-            self.inferencer = MMSegInferencer(model=copy.deepcopy(cfg), weights=checkpoint, device=device)
-        self.inferencer.show_progress = False  # tools/infer.py shows one bar over all inputs
+        self.inferencer, self.classes = mm_inferencer(MMSegInferencer, DATASETS, cfg, checkpoint, device,
+                                                         lambda m: m.decode_head.num_classes)
         model = self.inferencer.model
-        check_state_dict(model, ckpt, checkpoint)
-        test_meta = lambda: DATASETS.build(dict(cfg.test_dataloader.dataset, lazy_init=True)).metainfo  # noqa: E731
-        self.classes = class_names(model, ckpt, test_meta, model.decode_head.num_classes, checkpoint)
         vis = self.inferencer.visualizer  # as MMSegInferencer.visualize sets it up (its __init__ sets Cityscapes')
         vis.set_dataset_meta(classes=self.classes, palette=model.dataset_meta.get('palette'))
         vis.alpha = OPACITY
