@@ -6,6 +6,7 @@ import pytest
 import torch
 import transformers
 from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 from backbone.checkpoint import load_pretrained
@@ -77,6 +78,12 @@ def test_hf_backbone_with_stage_norms(tmp_path, images):
             torch.testing.assert_close(ours, theirs, **TOL)
 
 
+def build_mmpretrain(cfg: dict):
+    """mmpretrain's own registry under its own scope, whatever scope an earlier test left as the default."""
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(cfg)
+
+
 def mmpretrain_checkpoint(model, path):
     """What mmengine's Runner (mmpretrain's trainer) writes: `meta` and the model's `state_dict`."""
     meta = dict(mmpretrain_version=mmpretrain.__version__, epoch=1, iter=10)
@@ -84,7 +91,7 @@ def mmpretrain_checkpoint(model, path):
 
 
 def test_mmpretrain_image_classifier(tmp_path, images):
-    ref = randomize(MODELS.build(dict(
+    ref = randomize(build_mmpretrain(dict(
         type='ImageClassifier',
         backbone=dict(type='ConvNeXt', arch='atto', use_grn=True, layer_scale_init_value=0.),
         head=dict(type='LinearClsHead', num_classes=CLASSES, in_channels=320))))
@@ -98,8 +105,8 @@ def test_mmpretrain_image_classifier(tmp_path, images):
 
 def test_mmpretrain_dense_backbone(tmp_path, images):
     """mmpretrain's ConvNeXt as a detector/segmentor backbone: per-stage norms `norm0..3` on the feature maps."""
-    ref = randomize(MODELS.build(dict(type='ConvNeXt', arch='atto', use_grn=True, layer_scale_init_value=0.,
-                                      out_indices=(0, 1, 2, 3), gap_before_final_norm=False)))
+    ref = randomize(build_mmpretrain(dict(type='ConvNeXt', arch='atto', use_grn=True, layer_scale_init_value=0.,
+                                            out_indices=(0, 1, 2, 3), gap_before_final_norm=False)))
     wrapper = torch.nn.Module()
     wrapper.backbone = ref
     mmpretrain_checkpoint(wrapper, tmp_path / 'backbone.pth')

@@ -24,33 +24,6 @@ CLASSES = ('circle', 'square', 'triangle')
 pytestmark = pytest.mark.usefixtures('one_thread')  # conftest.py
 
 
-def toy_options(data_root, batch: int = 2, val: bool = True) -> list:
-    """--cfg-options for toy COCO at data_root: 3 classes, LSJ at 128 instead of 1024 and a 128 test scale, no
-    worker processes, one epoch, log every iteration; and CPU-sized heads: 64 instead of 256 FPN channels, 32
-    instead of 512 sampled RoIs, 50 instead of 1000 proposals (the heads, not atto, dominate CPU time).
-    val=False: no validation while training (mmengine validates after the last epoch whatever val_interval says)."""
-    heads = {'neck.out_channels': 64, 'rpn_head.in_channels': 64, 'rpn_head.feat_channels': 64,
-             'roi_head.bbox_roi_extractor.out_channels': 64, 'roi_head.mask_roi_extractor.out_channels': 64,
-             'roi_head.bbox_head.in_channels': 64, 'roi_head.bbox_head.fc_out_channels': 128,
-             'roi_head.mask_head.in_channels': 64, 'roi_head.mask_head.conv_out_channels': 64,
-             'roi_head.bbox_head.num_classes': 3, 'roi_head.mask_head.num_classes': 3,
-             'train_cfg.rpn.sampler.num': 64, 'train_cfg.rpn_proposal.nms_pre': 200,
-             'train_cfg.rpn_proposal.max_per_img': 50, 'train_cfg.rcnn.sampler.num': 32,
-             'test_cfg.rpn.nms_pre': 200, 'test_cfg.rpn.max_per_img': 50, 'test_cfg.rcnn.max_per_img': 20}
-    opts = [f'model.{k}={v}' for k, v in heads.items()]
-    opts += [f'data_root={data_root}', 'train_cfg.max_epochs=1', 'default_hooks.logger.interval=1',
-             f'train_dataloader.batch_size={batch}', 'train_dataloader.dataset.pipeline.2.scale=(128,128)',
-             'train_dataloader.dataset.pipeline.3.crop_size=(128,128)']
-    if not val:
-        opts += ['val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']
-    for split in ('train', 'val', 'test') if val else ('train', 'test'):
-        opts += [f'{split}_dataloader.num_workers=0', f'{split}_dataloader.persistent_workers=False',
-                 f'{split}_dataloader.dataset.metainfo.classes={",".join(CLASSES)}']
-        if split != 'train':
-            opts.append(f'{split}_dataloader.dataset.pipeline.1.scale=(128,128)')
-    return opts
-
-
 def atto_checkpoint(path) -> str:
     """An atto backbone in our mmengine format (the loader's `backbone.` prefix case)."""
     torch.manual_seed(0)
@@ -88,10 +61,10 @@ def pycocotools_ap(ann_file: str, dumped: list) -> dict:
     return ap
 
 
-def test_train_then_test_gives_coco_ap(tmp_path):
+def test_train_then_test_gives_coco_ap(tmp_path, runs):
     data = coco_instances(tmp_path / 'coco', train_images=4, val_images=2, size=(128, 96), classes=CLASSES)
     work = tmp_path / 'work'
-    opts = toy_options(tmp_path / 'coco', val=False)  # tools/test.py evaluates
+    opts = runs.det_toy_options(tmp_path / 'coco', val=False)  # tools/test.py evaluates
     runner = train_tool.main([CONFIG, '--work-dir', str(work), '--pretrained', atto_checkpoint(tmp_path / 'a.pth'),
                               '--cfg-options', *opts])
     assert runner.iter == 2 and (work / 'epoch_1.pth').is_file()  # 4 images / batch 2
