@@ -112,7 +112,7 @@ def test_transforms_follow_the_official_code():
 
 
 def recipe_layer_id(name: str, rule: str, depths) -> int:
-    """RECIPES.md 'Layer decay, classification', typed from the text (independent of backbone.layer_decay)."""
+    """docs/RECIPES.md 'Layer decay' (single, group), typed from the text (independent of backbone.layer_decay)."""
     parts = name.split('.')
     top = 12 if rule == 'group' else sum(depths)
     if parts[1] not in ('downsample_layers', 'stages'):
