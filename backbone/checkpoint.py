@@ -121,7 +121,8 @@ FORMATS = {
         (r'\.depthwise_conv\.', '.dwconv.'), (r'\.pointwise_conv(\d)\.', r'.pwconv\1.')], [(r'^head\.fc\.', 'head.')]),
     'official': ('stages.0.0.dwconv.weight', [], [(r'^head\.fc\.', 'head.')]),
 }
-HARMLESS = ('decoder.*', 'mask_token', 'proj.*', 'pred.*', 'steps')  # FCMAE leftovers, EMAHook's counter (+ norm/head into a headless model)
+# FCMAE leftovers and EMAHook's counter (+ norm/head when the model is headless)
+HARMLESS = ('decoder.*', 'mask_token', 'proj.*', 'pred.*', 'steps')
 # the rest of one of our Mask R-CNN (mmdet) / UPerNet (mmseg) models, and output norms the target does not have
 DETECTOR_PARTS = ('neck.*', 'rpn_head.*', 'roi_head.*', 'decode_head.*', 'auxiliary_head.*', 'norm[0-3].*')
 

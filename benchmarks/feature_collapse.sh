@@ -23,7 +23,8 @@ for block in v2 v1; do
         train_dataloader.persistent_workers=False train_dataloader.pin_memory=False \
         train_dataloader.dataset.pipeline.size="$SIZE" optim_wrapper.accumulative_counts=1 \
         param_scheduler.0.end=$WARM param_scheduler.1.begin=$WARM default_hooks.logger.interval=20 \
-        default_hooks.checkpoint.max_keep_ckpts=1 2>&1 | grep -E --line-buffered 'Epoch\(train\).*\[[0-9]+\]\[ *[0-9]+/|Error' \
+        default_hooks.checkpoint.max_keep_ckpts=1 2>&1 \
+        | grep -E --line-buffered 'Epoch\(train\).*\[[0-9]+\]\[ *[0-9]+/|Error' \
         | sed -u -E 's/^.* - mmengine - INFO - //; s/(.{120}).+/\1 .../' || true
     [[ -e $w/epoch_$EPOCHS.pth ]] || { echo "feature_collapse.sh: FCMAE $block did not finish" >&2; exit 1; }
     "$PY" -c "import torch, sys; from backbone import ConvNeXtV2; torch.manual_seed(0)

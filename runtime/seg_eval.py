@@ -74,6 +74,8 @@ def build_cfg(config: str, checkpoint: str, multi_scale: bool, work_dir: str | N
                            f'ade20k_ms_test.py)')
         cfg.tta_flip = bool(flip or cfg.get('tta_flip', False))
         set_tta_flip(cfg.tta_pipeline, cfg.tta_flip)
+        if cfg.get('tta_mode'):  # the multi-scale pass only: 'whole' is ConvNeXt V1's protocol
+            cfg.model.test_cfg['mode'] = cfg.tta_mode
         enable_tta(cfg, 'seg')
     return cfg
 
@@ -85,7 +87,7 @@ def run_pass(cfg: Config, multi_scale: bool) -> dict:
     out = {k: round(float(metrics[k]), 2) for k in ('mIoU', 'mAcc', 'aAcc')}
     if multi_scale:
         resizes = test_time_aug(cfg.tta_pipeline)['transforms'][0]
-        out.update(scales=[list(t['scale']) for t in resizes], flip=cfg.tta_flip)
+        out.update(scales=[list(t['scale']) for t in resizes], flip=cfg.tta_flip, mode=cfg.model.module.test_cfg.mode)
     return dict(out, per_class_IoU=metrics['per_class_IoU'], time=round(time.time() - start, 1))
 
 

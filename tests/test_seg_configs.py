@@ -191,3 +191,10 @@ def test_seg_eval_flip_option():
     flips = [g for g in cfg.test_dataloader.dataset.pipeline[1]['transforms'] if g[0]['type'] == 'RandomFlip'][0]
     assert [t['prob'] for t in flips] == [0., 1.] and cfg.model.type == 'SegTTAModel'
     assert cfg.test_evaluator.type == 'PerClassIoUMetric' and cfg.model.module.test_cfg.mode == 'slide'
+
+
+def test_whole_image_multi_scale_option_leaves_single_scale_sliding():
+    opts = parse_args(['c.py', 'x.pth', '--cfg-options', 'tta_mode=whole']).cfg_options  # ConvNeXt V1's protocol
+    config = osp.join(ROOT, 'seg_configs/upernet_cnx2_a.py')
+    assert build_cfg(config, 'x.pth', multi_scale=True, cfg_options=opts).model.module.test_cfg.mode == 'whole'
+    assert build_cfg(config, 'x.pth', multi_scale=False, cfg_options=opts).model.test_cfg.mode == 'slide'

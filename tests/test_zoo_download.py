@@ -123,7 +123,7 @@ def test_zoo_name_downloads_its_url(server, tmp_path, monkeypatch):
     sd.update({f'stages.{i}.0.gamma': torch.ones(d) for i, d in enumerate((40, 80, 160, 320))})  # V1 LayerScale
     url = server.serve('/convnext/convnext_atto_1k_224_ema.pth', to_bytes({'model': sd}))
     monkeypatch.setitem(ZOO, 'convnext_atto.in1k', ZooEntry(url, 'V1 layout', '–'))
-    with pytest.raises(CheckpointError, match=r'convnext_atto\.in1k.*(V1 .*does not fit a ConvNeXt V2|missing .*grn\.gamma)'):
+    with pytest.raises(CheckpointError, match=r'convnext_atto\.in1k.*V1 .*does not fit a ConvNeXt V2'):
         load_pretrained(ConvNeXtV2('atto'), 'convnext_atto.in1k')
     assert cached_files(tmp_path) == ['convnext_atto_1k_224_ema.pth']
 

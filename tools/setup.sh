@@ -48,11 +48,13 @@ pip install -q -r "$ROOT/requirements.txt"
 say "test-only references (requirements-test.txt: the real libraries whose checkpoint layouts the tests load)"
 pip install -q -r "$ROOT/requirements-test.txt"
 # Debian's slurm-wlm + munge for tests/test_slurm.py (its fixture starts a one-node cluster); CNX2_NO_APT=1 skips
-if [[ -z ${CNX2_NO_APT:-} ]] && ! { command -v slurmctld && command -v munged; } >/dev/null && command -v apt-get >/dev/null; then
+if [[ -z ${CNX2_NO_APT:-} ]] && command -v apt-get >/dev/null \
+    && ! { command -v slurmctld && command -v munged; } >/dev/null; then
   say "slurm-wlm + munge from Debian's packages (for the Slurm test; CNX2_NO_APT=1 skips)"
   SUDO=$([[ $(id -u) == 0 ]] || echo sudo)
-  { $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      slurm-wlm munge; } >/dev/null 2>&1 || say "slurm-wlm/munge not installed: tests/test_slurm.py will skip"
+  { $SUDO apt-get update -qq \
+      && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slurm-wlm munge
+  } >/dev/null 2>&1 || say "slurm-wlm/munge not installed: tests/test_slurm.py will skip"
 fi
 say "checking mmcv.ops and the backbone"
 (cd "$ROOT" && "$PY" -c "

@@ -4,12 +4,13 @@
 Each scale is inferred as the single-scale test is (the model's test_cfg: 512 sliding windows, stride 341), the
 protocol our reported multi-scale numbers use: the network sees 512-px inputs as in training at every scale, and
 memory stays bounded at 1.25 × 2048. The paper states only the scales; ConvNeXt V1's multi-scale configs infer the
-whole image with flip instead: `--cfg-options model.test_cfg.mode=whole` with `--flip` (tools/seg_eval.py; that
-applies to its single-scale pass as well)."""
+whole image with flip instead: `--cfg-options tta_mode=whole tta_flip=True` (or tools/seg_eval.py --flip), which
+changes the multi-scale pass only."""
 _base_ = 'mmseg::_base_/datasets/ade20k.py'
 
 tta_scales = [0.75, 0.875, 1.0, 1.125, 1.25]  # multiples of the single-scale test size (2048, 512)
 tta_flip = False  # set in a leaf or --cfg-options; tools/seg_eval.py rebuilds the flip group from it (or --flip)
+tta_mode = None  # None: every scale as the model's test_cfg (slide 512, stride 341); 'whole': ConvNeXt V1's protocol
 img_ratios = None  # mmseg's relative ratios (0.5–1.75 of the raw image) are not used here
 tta_pipeline = [
     dict(type='LoadImageFromFile', backend_args=None),
