@@ -230,7 +230,8 @@ class ConvNeXtV2(BaseModule):
         for i in range(4):
             x = self.forward_stage(i, x)
             if self.num_classes == 0 and i in self.out_indices:
-                outs.append(getattr(self, f'norm{i}')(x))
+                # contiguous (N, C, H, W): mmcv's RoIAlign reads raw memory as NCHW, channels-last input gives garbage
+                outs.append(getattr(self, f'norm{i}')(x).contiguous())
         if self.num_classes > 0:
             return self.head(self.norm(x.mean(dim=(-2, -1))))  # global average pool (N, C, H, W) -> (N, C)
         return tuple(outs)

@@ -114,3 +114,16 @@ def test_fcmae_passes_with_cp_to_the_masked_encoder(path):
 def test_unknown_arch_is_a_clear_error():
     with pytest.raises(KeyError, match="unknown ConvNeXt V2 arch 'small'"):
         ConvNeXtV2('small')
+
+
+def test_dense_outputs_are_nchw_for_mmcv_roi_align():
+    """mmcv's RoIAlign indexes raw memory as (N, C, H, W): the backbone's channels-last activations must leave it
+    contiguous, or every Mask R-CNN RoI feature is read from the wrong places (the detector then cannot learn)."""
+    from mmcv.ops import roi_align
+    from torchvision.ops import roi_align as tv_roi_align
+    feats = ConvNeXtV2('atto').eval()(torch.randn(1, 3, 128, 128))
+    rois = torch.tensor([[0., 4, 8, 60, 90], [0., 30, 2, 120, 64]])
+    for i, f in enumerate(feats):
+        scale = 1 / 2 ** (i + 2)
+        expected = tv_roi_align(f.detach().contiguous(), rois, (7, 7), scale, 2, aligned=True)
+        torch.testing.assert_close(roi_align(f.detach(), rois, (7, 7), scale, 2, 'avg', True), expected)
