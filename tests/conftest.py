@@ -10,6 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.nn as nn
+from mmengine.model import BaseModel
 
 ROOT = Path(__file__).resolve().parents[1]
 WRITE_FAULT = '''"""FAULT_KILL_IN_WRITE=N: write half of the N-th checkpoint, then SIGKILL (in mmengine's
@@ -157,6 +159,23 @@ def det_toy_options(data_root, batch: int = 2, val: bool = True) -> list:
         if split != 'train':
             opts.append(f'{split}_dataloader.dataset.pipeline.1.scale=(128,128)')
     return opts
+
+
+class ToyModel(BaseModel):
+    """The smallest mmengine model that trains: a Linear(2, 1) with a squared-output loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 1)
+
+    def forward(self, inputs, mode='tensor'):
+        return dict(loss=self.fc(inputs).pow(2).mean()) if mode == 'loss' else self.fc(inputs)
+
+
+@pytest.fixture
+def toy_model():
+    """The ToyModel class, for runners built inside a test."""
+    return ToyModel
 
 
 @pytest.fixture(scope='session')

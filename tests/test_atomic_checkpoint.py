@@ -4,27 +4,16 @@ takes the last complete checkpoint."""
 import os.path as osp
 
 import torch
-import torch.nn as nn
-from mmengine.model import BaseModel
 
 from runtime import SafeLoadRunner, atomic
 
 
-class Toy(BaseModel):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(2, 1)
-
-    def forward(self, inputs, mode='tensor'):
-        return dict(loss=self.fc(inputs).pow(2).mean()) if mode == 'loss' else self.fc(inputs)
-
-
-def test_checkpoints_and_pointer_are_published_by_rename(tmp_path, monkeypatch):
+def test_checkpoints_and_pointer_are_published_by_rename(tmp_path, monkeypatch, toy_model):
     published = []
     publish = atomic.publish
     monkeypatch.setattr(atomic, 'publish', lambda tmp, path: published.append((tmp, path)) or publish(tmp, path))
     runner = SafeLoadRunner(
-        model=Toy(), work_dir=str(tmp_path), experiment_name='atomic',
+        model=toy_model(), work_dir=str(tmp_path), experiment_name='atomic',
         default_hooks=dict(checkpoint=dict(type='AtomicCheckpointHook', interval=2, by_epoch=False)),
         train_dataloader=dict(dataset=[dict(inputs=torch.ones(2))] * 4, batch_size=2, num_workers=0,
                               sampler=dict(type='InfiniteSampler', shuffle=False),

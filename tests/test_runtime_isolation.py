@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn as nn
-from mmengine.model import BaseModel
 
 from runtime import SafeLoadRunner
 from runtime.resume import wrap_train_iterator
@@ -47,15 +45,6 @@ def test_imports_change_nothing_but_registries():
     assert proc.returncode == 0 and 'UNCHANGED' in proc.stdout, proc.stderr[-3000:]
 
 
-class Toy(BaseModel):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(2, 1)
-
-    def forward(self, inputs, mode='tensor'):
-        return dict(loss=self.fc(inputs).pow(2).mean()) if mode == 'loss' else self.fc(inputs)
-
-
 class Counting:
     """Wraps the loop's data iterator and counts the batches drawn through it."""
 
@@ -70,11 +59,11 @@ class Counting:
         return next(self.iterator)
 
 
-def test_iteration_loop_draws_through_the_wrapped_iterator(tmp_path):
+def test_iteration_loop_draws_through_the_wrapped_iterator(tmp_path, toy_model):
     """mmengine's IterBasedTrainLoop still keeps and uses `dataloader_iterator`: each batch comes through the wrap."""
     data = [dict(inputs=torch.ones(2))] * 4
     runner = SafeLoadRunner(
-        model=Toy(), work_dir=str(tmp_path), experiment_name='wrap', default_hooks=dict(checkpoint=None),
+        model=toy_model(), work_dir=str(tmp_path), experiment_name='wrap', default_hooks=dict(checkpoint=None),
         train_dataloader=dict(dataset=data, sampler=dict(type='InfiniteSampler', shuffle=False), batch_size=2,
                               collate_fn=dict(type='default_collate'), num_workers=0),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)), train_cfg=dict(by_epoch=False, max_iters=3))
