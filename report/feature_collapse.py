@@ -70,10 +70,22 @@ def list_images(folder: str, limit: int) -> list[Path]:
     return files[:limit]
 
 
-def image_batches(files: list, size: int, batch: int = 16):
-    transform = eval_transform(size)
-    for i in range(0, len(files), batch):
-        yield torch.stack([transform(load_rgb(str(f))) for f in files[i:i + batch]])
+def readable_images(files: list, size: int) -> list:
+    """The evaluation-transformed images; an unreadable file is named in a warning and left out."""
+    transform, images = eval_transform(size), []
+    for f in files:
+        try:
+            images.append(transform(load_rgb(str(f))))
+        except (OSError, ValueError, SyntaxError) as e:  # PIL.UnidentifiedImageError is an OSError
+            print(f'analyze_features: skipped unreadable image {f} ({type(e).__name__}: {e})')
+    if not images:
+        raise ValueError(f'none of the {len(files)} images is readable')
+    return images
+
+
+def image_batches(images: list, batch: int = 16):
+    for i in range(0, len(images), batch):
+        yield torch.stack(images[i:i + batch])
 
 
 def plot_distances(results: list, path: Path) -> None:
@@ -106,11 +118,12 @@ def analyze(checkpoints: list, images: str, out: str, size: int = 224, max_image
     """Distances per layer for each checkpoint on the same images; writes feature_collapse.json, .png and the
     activation grid (layer `grid_layer`, default the last block of stage 2) into `out`."""
     files, out = list_images(images, max_images), Path(out)
+    pixels = readable_images(files, size)
     out.mkdir(parents=True, exist_ok=True)
     results, acts = [], {}
     for i, path in enumerate(checkpoints):
         model, fmt = model_from_checkpoint(path, trusted)
-        names, dist, first = layer_distances(model, image_batches(files, size))
+        names, dist, first = layer_distances(model, image_batches(pixels))
         label = labels[i] if labels else Path(path).stem
         layer = grid_layer or f'stages.2.{model.depths[2] - 1}'
         if layer not in first:
@@ -120,7 +133,7 @@ def analyze(checkpoints: list, images: str, out: str, size: int = 224, max_image
                             layers=names, distance=[round(float(d), 5) for d in dist],
                             mean=round(float(dist.mean()), 5)))
         print(f'analyze_features: {label}: mean distance {results[-1]["mean"]:.4f} over {len(names)} layers')
-    summary = dict(images=len(files), size=size, grid_layer=grid_layer or 'stages.2.<last>', checkpoints=results)
+    summary = dict(images=len(pixels), skipped=len(files) - len(pixels), size=size, grid_layer=grid_layer or 'stages.2.<last>', checkpoints=results)
     (out / 'feature_collapse.json').write_text(json.dumps(summary, indent=1))
     plot_distances(results, out / 'feature_collapse.png')
     plot_activations(acts, out / 'activations.png')

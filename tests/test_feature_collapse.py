@@ -52,12 +52,15 @@ def test_analyze_features_tool_on_v1_and_v2_checkpoints(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(3):
         Image.fromarray(rng.integers(0, 255, (80, 100, 3), dtype=np.uint8)).save(images / f'{i}.png')
+    (images / 'broken.jpg').write_bytes(b'not an image')  # named and left out, the rest measured
     out = tmp_path / 'out'
-    subprocess.run([sys.executable, str(ROOT / 'tools/analyze_features.py'), str(tmp_path / 'v1_official.pth'),
-                    str(tmp_path / 'v2_det.pth'), '--images', str(tmp_path / 'images'), '--out', str(out),
-                    '--size', '64', '--labels', 'V1', 'V2'], check=True, cwd=tmp_path)
+    proc = subprocess.run([sys.executable, str(ROOT / 'tools/analyze_features.py'), str(tmp_path / 'v1_official.pth'),
+                           str(tmp_path / 'v2_det.pth'), '--images', str(tmp_path / 'images'), '--out', str(out),
+                           '--size', '64', '--labels', 'V1', 'V2'], check=True, cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert f'skipped unreadable image {images / "broken.jpg"}' in proc.stdout
     summary = json.loads((out / 'feature_collapse.json').read_text())
-    assert summary['images'] == 3
+    assert summary['images'] == 3 and summary['skipped'] == 1
     got = {r['label']: r for r in summary['checkpoints']}
     assert got['V1']['block'] == 'v1' and got['V2']['block'] == 'v2' and got['V1']['format'] == 'official'
     assert all(len(r['distance']) == 12 and 0 < r['mean'] < 1 for r in got.values())
