@@ -1,0 +1,196 @@
+"""The suite's real configs at toy scale: per stage, the --cfg-options that change sizes and lengths only (data root,
+image and crop size, CPU-sized heads, batch, epochs or iterations, warm-up and EMA horizon scaled to the run), and
+`run_stage`, which trains through tools/train.py and evaluates through tools/test.py or tools/seg_eval.py, each in a
+subprocess of its own (one thread), so that runs can share a machine's cores."""
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = dict(fcmae='pretrain/configs/fcmae_cnx2_atto.py', finetune='pretrain/configs/finetune_cnx2_atto.py',
+               det='det_configs/mask_rcnn_cnx2_a.py', seg='seg_configs/upernet_cnx2_a.py')
+COCO_CLASSES = ('circle', 'square', 'triangle')  # toydata.coco_instances' default classes
+DET_HEADS = {  # Mask R-CNN heads at CPU size: 64 FPN channels, 32 sampled RoIs, 50 proposals (paper: 256 / 512 / 1000)
+    'neck.out_channels': 64, 'rpn_head.in_channels': 64, 'rpn_head.feat_channels': 64,
+    'roi_head.bbox_roi_extractor.out_channels': 64, 'roi_head.mask_roi_extractor.out_channels': 64,
+    'roi_head.bbox_head.in_channels': 64, 'roi_head.bbox_head.fc_out_channels': 128,
+    'roi_head.mask_head.in_channels': 64, 'roi_head.mask_head.conv_out_channels': 64,
+    'train_cfg.rpn.sampler.num': 64, 'train_cfg.rpn_proposal.nms_pre': 200, 'train_cfg.rpn_proposal.max_per_img': 50,
+    'train_cfg.rcnn.sampler.num': 32, 'test_cfg.rpn.nms_pre': 200, 'test_cfg.rpn.max_per_img': 50,
+    'test_cfg.rcnn.max_per_img': 20}
+SEG_HEADS = {'decode_head.channels': 128, 'auxiliary_head.channels': 64}  # UPerNet at CPU size (paper: 512 / 256)
+SEG_SCALES = (0.75, 0.875, 1.0, 1.125, 1.25)  # seg_configs/_base_/ade20k_ms_test.py, times the toy test size
+
+
+def head_options(stage: str) -> list:
+    """The CPU-sized heads of `stage` ('det', 'seg') as --cfg-options (tools/demo.sh reads them from here)."""
+    return [f'model.{k}={v}' for k, v in dict(det=DET_HEADS, seg=SEG_HEADS)[stage].items()]
+
+
+def loaders(*splits) -> list:
+    """No loader worker processes: toy images are tiny, spawning costs more than loading."""
+    return [f'{s}_dataloader.{k}' for s in splits for k in ('num_workers=0', 'persistent_workers=False')]
+
+
+def no_val() -> list:
+    """Train without in-loop validation; the test step evaluates the final checkpoint once."""
+    return ['val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']
+
+
+@dataclass
+class Toy:
+    """One toy run: `length` is epochs (fcmae, finetune, det) or iterations (seg); `size` the image / crop side."""
+    stage: str
+    data: str  # the dataset folder: the unlabeled pool, toy ImageNet, COCO or ADE20K root
+    length: int
+    size: int = 128
+    batch: int = 4
+    seed: int = 0
+    images: int = 0  # training images (det / finetune: to turn epochs into optimizer steps for warm-up and EMA)
+    classes: int = 4  # finetune: number of ImageNet classes
+    extra: list = field(default_factory=list)  # further --cfg-options (e.g. model.block=v1)
+
+    def steps(self) -> int:
+        per_epoch = max(1, self.images // self.batch)
+        return self.length if self.stage == 'seg' else self.length * per_epoch
+
+    def train_options(self) -> list:
+        seed = [f'randomness.seed={self.seed}', 'default_hooks.logger.interval=10']
+        return getattr(self, f'_{self.stage}')() + seed + list(self.extra)
+
+    def test_options(self) -> list:
+        """The same model and data as training, at the test pipeline's size (no training options)."""
+        s = self.size
+        if self.stage == 'finetune':
+            return [o for o in self._finetune() if not o.startswith(('train', 'custom_hooks', 'optim'))]
+        if self.stage == 'det':
+            return self._det_common() + loaders('test') + [
+                f'test_dataloader.dataset.metainfo.classes={",".join(COCO_CLASSES)}',
+                f'test_dataloader.dataset.pipeline.1.scale=({s},{s})'] + list(self.extra)
+        if self.stage == 'seg':
+            opts = self._seg_common() + loaders('test') + [
+                f'model.test_cfg.crop_size=({s},{s})', f'model.test_cfg.stride=({2 * s // 3},{2 * s // 3})',
+                f'test_dataloader.dataset.pipeline.1.scale=({4 * s},{s})']  # 2048x512 -> 4s x s, as training
+            opts += [f'tta_pipeline.1.transforms.0.{i}.scale=({int(4 * s * r)},{int(s * r)})'
+                     for i, r in enumerate(SEG_SCALES)]
+            return opts + list(self.extra)
+        raise ValueError(f'stage {self.stage!r} has no test step')
+
+    def _fcmae(self) -> list:
+        warm = max(1, self.length // 20)  # 40 of 800 epochs
+        return [f'data_root={self.data}', 'train_dataloader.dataset.split=None', f'train_cfg.max_epochs={self.length}',
+                *loaders('train'), f'train_dataloader.batch_size={self.batch}', 'train_dataloader.pin_memory=False',
+                'optim_wrapper.accumulative_counts=1', f'train_dataloader.dataset.pipeline.size={self.size}',
+                f'param_scheduler.0.end={warm}', f'param_scheduler.1.begin={warm}',
+                'default_hooks.checkpoint.max_keep_ckpts=1']
+
+    def _finetune(self) -> list:
+        opts = [f'data_root={self.data}', f'model.backbone.num_classes={self.classes}', *loaders('train', 'test'),
+                f'train_cfg.max_epochs={self.length}', 'optim_wrapper.accumulative_counts=1',
+                f'custom_hooks.0.momentum={min(0.1, 10 / self.steps()):.4g}',  # EMA horizon: a tenth of the run
+                'default_hooks.checkpoint.max_keep_ckpts=1', 'default_hooks.checkpoint.save_best=None']
+        for split in ('train', 'test'):
+            opts += [f'{split}_dataloader.batch_size={self.batch}', f'{split}_dataloader.pin_memory=False',
+                     f'{split}_dataloader.dataset.pipeline.size={self.size}']
+        return opts + no_val()
+
+    def _det_common(self) -> list:
+        return head_options('det') + [
+            f'data_root={self.data}/', f'model.roi_head.bbox_head.num_classes={len(COCO_CLASSES)}',
+            f'model.roi_head.mask_head.num_classes={len(COCO_CLASSES)}']
+
+    def _det(self) -> list:
+        s, e = self.size, self.length
+        return self._det_common() + no_val() + loaders('train') + [
+            f'train_dataloader.dataset.metainfo.classes={",".join(COCO_CLASSES)}',
+            f'train_dataloader.batch_size={self.batch}', f'train_cfg.max_epochs={e}',
+            f'train_dataloader.dataset.pipeline.2.scale=({s},{s})',  # LSJ 1024 -> s, crop s, ratio 0.1-2.0 kept
+            f'train_dataloader.dataset.pipeline.3.crop_size=({s},{s})',
+            f'param_scheduler.0.end={max(1, self.steps() // 10)}',  # 1000-iteration warm-up -> a tenth of the run
+            f'param_scheduler.1.milestones=[{round(e * 27 / 36)},{round(e * 33 / 36)}]',  # 3x: epochs 27, 33 of 36
+            'default_hooks.checkpoint.max_keep_ckpts=1']
+
+    def _seg_common(self) -> list:
+        return head_options('seg') + [
+            f'data_root={self.data}', f'model.data_preprocessor.size=({self.size},{self.size})']
+
+    def _seg(self) -> list:
+        s, n = self.size, self.length
+        warm = max(1, n // 10)  # 1500 of 160k iterations (~1 %) -> a tenth: short runs need a longer ramp
+        return self._seg_common() + no_val() + loaders('train') + [
+            f'train_dataloader.dataset.pipeline.2.scale=({4 * s},{s})',  # 2048x512, ratio 0.5-2.0 kept
+            f'train_dataloader.dataset.pipeline.3.crop_size=({s},{s})', f'train_dataloader.batch_size={self.batch}',
+            f'train_cfg.max_iters={n}', f'param_scheduler.0.end={warm}', f'param_scheduler.1.begin={warm}',
+            f'param_scheduler.1.end={n}', f'default_hooks.checkpoint.interval={n}',
+            'default_hooks.checkpoint.max_keep_ckpts=1']
+
+
+def final_checkpoint(toy: Toy, work: Path) -> Path:
+    return work / (f'iter_{toy.length}.pth' if toy.stage == 'seg' else f'epoch_{toy.length}.pth')
+
+
+def _call(args: list, log: Path):
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(ROOT), PYTHONUNBUFFERED='1')
+    with open(log, 'a') as f:
+        f.write(f'$ {" ".join(map(str, args))}\n')
+        f.flush()
+        done = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
+    if done.returncode:
+        tail = ''.join(open(log).readlines()[-25:])
+        raise RuntimeError(f'{args[0]} failed (exit {done.returncode}); log {log}, last lines:\n{tail}')
+
+
+def run_stage(toy: Toy, work, init: str | None = None, single_scale: bool = True) -> dict:
+    """Train `toy` in `work` from `init` (a checkpoint for --pretrained; None: random init), then evaluate its final
+    checkpoint; returns and writes work/result.json (kept: a finished run is not repeated). FCMAE has no test: its
+    result is the last logged loss and the checkpoint."""
+    work, spec = Path(work), dict(asdict(toy), init=init)
+    result_file = work / 'result.json'
+    if result_file.is_file():
+        result = json.loads(result_file.read_text())
+        if result.get('toy', spec) != spec:
+            changed = sorted(k for k in spec if result['toy'].get(k) != spec[k])
+            raise ValueError(f'{work} holds a finished run with other settings ({", ".join(changed)}: '
+                             f'{[result["toy"].get(k) for k in changed]} there, {[spec[k] for k in changed]} now); '
+                             'remove that folder to rerun it, or choose another work dir')
+        return result
+    work.mkdir(parents=True, exist_ok=True)
+    log, config = work / 'run.log', ROOT / CONFIGS[toy.stage]
+    train = [ROOT / 'tools/train.py', config, '--work-dir', work, '--resume', '--cfg-options', *toy.train_options()]
+    if init:
+        train += ['--pretrained', init]
+    elif toy.stage in ('det', 'seg'):
+        train.append('model.backbone.init_cfg=None')  # random init, not the model zoo's weights
+    t0 = time.time()
+    _call(train, log)
+    t1, ckpt = time.time(), final_checkpoint(toy, work)
+    result = dict(stage=toy.stage, init=init, seed=toy.seed, length=toy.length, checkpoint=str(ckpt), toy=spec)
+    if toy.stage == 'fcmae':
+        result['loss'] = last_losses(work)[-1]
+    elif toy.stage == 'seg':
+        out = work / 'seg_eval.json'
+        _call([ROOT / 'tools/seg_eval.py', config, ckpt, '--work-dir', work / 'eval', '--json-out', out,
+               *(['--single-scale'] if single_scale else []), '--cfg-options', *toy.test_options()], log)
+        result.update(json.loads(out.read_text()))
+    else:
+        out = work / 'test_results.json'
+        _call([ROOT / 'tools/test.py', config, ckpt, '--work-dir', work / 'test', '--json-out', out,
+               '--cfg-options', *toy.test_options()], log)
+        result['metrics'] = json.loads(out.read_text())['metrics']
+    result.update(train_s=round(t1 - t0, 1), test_s=round(time.time() - t1, 1))
+    tmp = result_file.with_suffix('.tmp')
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(result_file)
+    return result
+
+
+def last_losses(work) -> list:
+    """The `loss` of every logged training iteration of the run in `work` (mmengine's scalars.json)."""
+    files = sorted(Path(work).glob('*/vis_data/scalars.json'))
+    if not files:
+        raise FileNotFoundError(f'{work}: no */vis_data/scalars.json (mmengine writes one per run)')
+    return [rec['loss'] for f in files for rec in map(json.loads, f.read_text().splitlines()) if 'loss' in rec]
