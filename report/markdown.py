@@ -8,6 +8,7 @@ from pathlib import Path
 from .complexity import complexity
 from .paper import LENGTHS, PAPER, PAPER_ADE, PAPER_COCO, fmt, paper_rows, paper_top1
 from .plots import plot_bars, plot_losses
+from .toy_study import learn_table, plot_transfer, transfer_table
 from .results import (backbone_cfg, backbone_name, collect, data_note, init_name, load_config, loss_curve,
                       pretrain_epochs)
 
@@ -102,12 +103,43 @@ def report(results: list, work_dirs: list, grids: list, out: Path, plots: Path, 
 def write_report(inputs: list, out, plots=None, flops: bool = True) -> str:
     """Collect results and work dirs under `inputs`, write the markdown report to `out` (plots into `plots`,
     default <out dir>/plots); its text."""
-    results, work_dirs, grids = collect(inputs)
-    if not results and not work_dirs:
-        raise ValueError(f'{inputs}: no results JSONs and no mmengine work dirs found')
-    out = Path(out)
+    studies = find_studies(inputs)
+    runs = [p for p in inputs if Path(p) not in studies]
+    results, work_dirs, grids = collect(runs) if runs else ([], [], [])
+    if not results and not work_dirs and not studies:
+        raise ValueError(f'{inputs}: no results JSONs, toy studies or mmengine work dirs found')
+    out, plots = Path(out), Path(plots or Path(out).parent / 'plots')
     out.parent.mkdir(parents=True, exist_ok=True)
-    text = report(results, work_dirs, grids, out, Path(plots or out.parent / 'plots'), flops)
+    text = report(results, work_dirs, grids, out, plots, flops) if results or work_dirs else \
+        '# ConvNeXt V2 toy studies\n'
+    for path, summary in studies.items():
+        text += '\n' + study_section(path, summary, out, plots)
     out.write_text(text)
-    print(f'compare: wrote {out} ({len(results)} results, {len(work_dirs)} training logs, {len(grids)} grids)')
+    print(f'compare: wrote {out} ({len(results)} results, {len(work_dirs)} training logs, {len(grids)} grids, '
+          f'{len(studies)} toy studies)')
     return text
+
+
+def find_studies(inputs: list) -> dict:
+    """{path: summary} of the toy studies' JSONs (toyruns.study: learn.json, transfer.json) given or in folders."""
+    found = {}
+    for p in map(Path, inputs):
+        for f in [p] if p.is_file() else sorted(p.glob('*.json')) if p.is_dir() else []:
+            try:
+                summary = json.loads(f.read_text()) if f.suffix == '.json' and f.stat().st_size < 5e6 else None
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                continue
+            if isinstance(summary, dict) and ('table' in summary or 'passed' in summary) and 'times' in summary:
+                found[f] = summary
+    return found
+
+
+def study_section(path: Path, summary: dict, out: Path, plots: Path) -> str:
+    """A toy study as markdown: the learned levels, or FCMAE vs random init with its plot."""
+    if 'passed' in summary:
+        return f'## Each stage learns (toy data, `{path.name}`)\n\n{learn_table(summary)}\n'
+    plots.mkdir(parents=True, exist_ok=True)
+    png = plots / f'{path.stem}.png'
+    plot_transfer(summary, png)
+    return (f'## FCMAE vs random init (toy data, `{path.name}`)\n\n{transfer_table(summary)}\n\n'
+            f'![FCMAE vs random init]({osp.relpath(png, out.parent)})\n')

@@ -93,12 +93,13 @@ def run_pass(cfg: Config, multi_scale: bool) -> dict:
 
 def seg_eval(config: str, checkpoint: str, work_dir: str | None = None, flip: bool = False,
              show_dir: str | None = None, json_out: str | None = None, cfg_options: dict | None = None,
-             launcher: str = 'none') -> dict:
-    """Both passes of `checkpoint`, written to `json_out` (default WORK_DIR/seg_eval.json) and returned."""
+             launcher: str = 'none', single_scale: bool = False) -> dict:
+    """Both passes of `checkpoint` (single_scale: the first only), written to `json_out` (default
+    WORK_DIR/seg_eval.json) and returned."""
     if '://' not in checkpoint and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
     results = dict(config=config, checkpoint=checkpoint)
-    for mode, multi_scale in (('single_scale', False), ('multi_scale', True)):
+    for mode, multi_scale in (('single_scale', False), ('multi_scale', True))[:1 if single_scale else 2]:
         cfg = build_cfg(config, checkpoint, multi_scale, work_dir, cfg_options, launcher, flip, show_dir)
         results[mode] = run_pass(cfg, multi_scale)
     json_out = json_out or osp.join(default_work_dir(config, work_dir), 'seg_eval.json')
@@ -106,7 +107,7 @@ def seg_eval(config: str, checkpoint: str, work_dir: str | None = None, flip: bo
         os.makedirs(osp.dirname(osp.abspath(json_out)), exist_ok=True)
         with open(json_out, 'w') as f:
             json.dump(results, f, indent=1)
-        print(f'seg_eval: single-scale mIoU {results["single_scale"]["mIoU"]:.2f}, multi-scale mIoU '
-              f'{results["multi_scale"]["mIoU"]:.2f} -> {json_out}')
+        multi = '' if single_scale else f', multi-scale mIoU {results["multi_scale"]["mIoU"]:.2f}'
+        print(f'seg_eval: single-scale mIoU {results["single_scale"]["mIoU"]:.2f}{multi} -> {json_out}')
     leave_process_group()
     return results

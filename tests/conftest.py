@@ -13,6 +13,8 @@ import torch
 import torch.nn as nn
 from mmengine.model import BaseModel
 
+from toyruns.stages import COCO_CLASSES, head_options
+
 ROOT = Path(__file__).resolve().parents[1]
 WRITE_FAULT = '''"""FAULT_KILL_IN_WRITE=N: write half of the N-th checkpoint, then SIGKILL (in mmengine's
 LocalBackend.put, which runtime's AtomicLocalBackend calls to write its temporary file)."""
@@ -54,7 +56,6 @@ class KillAt(Hook):
             print(f'FAULT: SIGKILL rank {runner.rank} at iteration {runner.iter + 1} at {time.time():.3f}', flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
 '''
-COCO_CLASSES = ('circle', 'square', 'triangle')
 
 
 @pytest.fixture
@@ -139,15 +140,8 @@ def det_toy_options(data_root, batch: int = 2, val: bool = True) -> list:
     """--cfg-options for toy COCO at data_root (COCO_CLASSES): LSJ and test scale 128, CPU-sized heads (64 FPN
     channels, 32 sampled RoIs, 50 proposals), no loader workers, one epoch, log every iteration; val=False: no
     validation while training."""
-    heads = {'neck.out_channels': 64, 'rpn_head.in_channels': 64, 'rpn_head.feat_channels': 64,
-             'roi_head.bbox_roi_extractor.out_channels': 64, 'roi_head.mask_roi_extractor.out_channels': 64,
-             'roi_head.bbox_head.in_channels': 64, 'roi_head.bbox_head.fc_out_channels': 128,
-             'roi_head.mask_head.in_channels': 64, 'roi_head.mask_head.conv_out_channels': 64,
-             'roi_head.bbox_head.num_classes': 3, 'roi_head.mask_head.num_classes': 3,
-             'train_cfg.rpn.sampler.num': 64, 'train_cfg.rpn_proposal.nms_pre': 200,
-             'train_cfg.rpn_proposal.max_per_img': 50, 'train_cfg.rcnn.sampler.num': 32,
-             'test_cfg.rpn.nms_pre': 200, 'test_cfg.rpn.max_per_img': 50, 'test_cfg.rcnn.max_per_img': 20}
-    opts = [f'model.{k}={v}' for k, v in heads.items()]
+    opts = head_options('det') + [f'model.roi_head.{h}.num_classes={len(COCO_CLASSES)}'
+                                  for h in ('bbox_head', 'mask_head')]
     opts += [f'data_root={data_root}', 'train_cfg.max_epochs=1', 'default_hooks.logger.interval=1',
              f'train_dataloader.batch_size={batch}', 'train_dataloader.dataset.pipeline.2.scale=(128,128)',
              'train_dataloader.dataset.pipeline.3.crop_size=(128,128)']

@@ -14,7 +14,7 @@ from pycocotools.coco import COCO
 from torchvision.datasets import ImageFolder
 
 from tools.make_toy_data import main
-from toydata import ade20k, coco_instances, imagenet_folder
+from toydata import PROFILES, ade20k, coco_instances, imagenet_folder, unlabeled
 from toydata.generate import _polygons
 
 FORMATS = ('polygon', 'rle', 'mixed')
@@ -121,7 +121,7 @@ def test_imagenet_folder_counts(tmp_path):
     assert ds[0][0].size == (48, 48) and ds[0][0].mode == 'RGB'
 
 
-@pytest.mark.parametrize('make', [imagenet_folder, coco_instances, ade20k])
+@pytest.mark.parametrize('make', [imagenet_folder, coco_instances, ade20k, unlabeled])
 def test_same_seed_gives_identical_bytes(tmp_path, make):
     make(tmp_path / 'a')
     make(tmp_path / 'b', seed=5)
@@ -153,3 +153,17 @@ def test_cli_writes_all_three(tmp_path, capsys):
     assert len(list((tmp_path / 'imagenet/val').rglob('*.JPEG'))) == 4  # 4 classes x (2 // 2)
     assert Image.open(next((tmp_path / 'imagenet/train').rglob('*.JPEG'))).size == (48, 48)
     assert len(list((tmp_path / 'ade20k/annotations/training').glob('*.png'))) == 2
+
+
+def test_learn_profile_and_unlabeled_pool(tmp_path, capsys):
+    """--profile learn: 128 x 128 scenes, up to 5 COCO objects, and a pool that FCMAE's dataset reads at any depth."""
+    from pretrain.data import UnlabeledImageDataset
+    main([str(tmp_path), '--profile', 'learn', '--images', '2', '--pool', '300'])
+    assert [line.split(':')[0] for line in capsys.readouterr().out.splitlines()] == [
+        'imagenet', 'coco', 'ade20k', 'unlabeled']
+    assert Image.open(next((tmp_path / 'coco/train2017').glob('*.jpg'))).size == (128, 128)
+    assert Image.open(next((tmp_path / 'imagenet/train').rglob('*.JPEG'))).size == (128, 128)
+    assert sorted(p.name for p in (tmp_path / 'unlabeled').iterdir() if p.is_dir()) == ['part_000', 'part_001']
+    pool = UnlabeledImageDataset(str(tmp_path / 'unlabeled'), split=None, pipeline=dict(type='fcmae', size=96))
+    assert len(pool) == 300 and pool[299]['inputs'].shape == (3, 96, 96)
+    assert PROFILES['learn']['coco']['max_objects'] == 5 and PROFILES['small']['unlabeled'] is None

@@ -1,6 +1,7 @@
-"""Write the toy datasets (toydata) in their real layouts: ROOT/imagenet, ROOT/coco, ROOT/ade20k.
+"""Write the toy datasets (toydata) in their real layouts: ROOT/imagenet, ROOT/coco, ROOT/ade20k (+ ROOT/unlabeled).
 
-    python tools/make_toy_data.py ROOT [--imagenet] [--coco] [--ade20k] [--size WxH] [--images N] [--seed S]"""
+    python tools/make_toy_data.py ROOT [--profile small|learn] [--imagenet] [--coco] [--ade20k] [--unlabeled]
+                                       [--size WxH] [--images N] [--pool N] [--seed S]"""
 import argparse
 import os.path as osp
 import sys
@@ -9,9 +10,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)  # run as a script: the packages from the repository root
 
-from toydata import summary_line, write_all  # noqa: E402
-
-NAMES = ('imagenet', 'coco', 'ade20k')
+from toydata import DATASETS, PROFILES, summary_line, write_all  # noqa: E402
 
 
 def size(text: str) -> tuple:
@@ -23,16 +22,20 @@ def size(text: str) -> tuple:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('root', help='writes ROOT/imagenet, ROOT/coco, ROOT/ade20k (rewritten on every run)')
-    for name in NAMES:
-        parser.add_argument(f'--{name}', action='store_true', help=f'write {name} (all three when none is given)')
+    parser.add_argument('root', help='writes ROOT/<dataset> for each chosen dataset (rewritten on every run)')
+    parser.add_argument('--profile', default='small', choices=sorted(PROFILES),
+                        help="sizes and counts: 'small' (tests, demo) or 'learn' (128x128, held-out learning, "
+                             'with an unlabeled pool for FCMAE)')
+    for name in DATASETS:
+        parser.add_argument(f'--{name}', action='store_true', help=f"write {name} (none given: all the profile's)")
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--size', type=size, help='WxH of COCO/ADE20K images; ImageNet images are min(W, H) square')
     parser.add_argument('--images', type=int, help='train images per split (ImageNet: per class); val gets half')
+    parser.add_argument('--pool', type=int, help='images in the unlabeled pool (--unlabeled)')
     parser.add_argument('--mask-format', default='polygon', choices=('polygon', 'rle', 'mixed'))
     args = parser.parse_args(argv)
-    chosen = [n for n in NAMES if getattr(args, n)] or list(NAMES)
-    out = write_all(args.root, chosen, args.seed, args.size, args.images, args.mask_format)
+    chosen = [n for n in DATASETS if getattr(args, n)] or None
+    out = write_all(args.root, chosen, args.seed, args.size, args.images, args.mask_format, args.profile, args.pool)
     for name, summary in out.items():
         print(summary_line(name, summary))
     return out

@@ -80,6 +80,44 @@ def _visible(masks: list) -> list:
     return [m & ~np.any(masks[i + 1:], axis=0) for i, m in enumerate(masks)]
 
 
+def _object_scene(rng, size: int, label: int) -> np.ndarray:
+    """ImageNet-style: one large shape of class `label` near the centre over up to two small distractors."""
+    img = _background(rng, size, size)
+    for k in rng.integers(len(SHAPES), size=rng.integers(3)):  # small distractors of any class
+        _paint(rng, img, _shape_mask(rng, SHAPES[k], size, size, (0.08, 0.14)), COLOURS[k])
+    _paint(rng, img, _shape_mask(rng, SHAPES[label], size, size, (0.25, 0.4), (0.35, 0.65)), COLOURS[label])
+    return img
+
+
+def _instance_scene(rng, w: int, h: int, classes, max_objects: int):
+    """COCO-style: 1..max_objects shapes of `classes`, later ones occluding earlier ones; (image, labels, masks)."""
+    img = _background(rng, w, h)
+    labels = rng.integers(len(classes), size=rng.integers(1, max_objects + 1))
+    masks = [_shape_mask(rng, classes[k], w, h) for k in labels]
+    for k, m in zip(labels, masks):
+        _paint(rng, img, m, COLOURS[SHAPES.index(classes[k])])
+    return img, labels, masks
+
+
+def _stuff_scene(rng, w: int, h: int, stuff, things):
+    """ADE20K-style: two stuff regions split by a wavy horizon, 1-4 thing shapes, one unlabelled clutter shape;
+    (image, label map with ADE ids, 0 = other)."""
+    horizon = h * rng.uniform(0.35, 0.65) + h * 0.08 * np.sin(np.arange(w) / w * rng.uniform(2, 9))
+    below = np.arange(h)[:, None] >= horizon[None, :]
+    top, bottom = rng.choice(stuff, 2, replace=len(stuff) < 2)
+    label = np.where(below, bottom, top).astype(np.uint8)
+    img = np.where(below[..., None], _texture(rng, w, h, _class_colour(bottom), 0.7 * _class_colour(bottom)),
+                   _texture(rng, w, h, _class_colour(top), 0.7 * _class_colour(top)))
+    for j in rng.integers(len(things), size=rng.integers(1, 5)):  # thing j is drawn as SHAPES[j]
+        mask = _shape_mask(rng, SHAPES[j % len(SHAPES)], w, h)
+        _paint(rng, img, mask, _class_colour(things[j]))
+        label[mask] = things[j]
+    clutter = _shape_mask(rng, SHAPES[rng.integers(len(SHAPES))], w, h, (0.06, 0.1))
+    _paint(rng, img, clutter, rng.uniform(60, 200, 3))
+    label[clutter] = 0
+    return img, label
+
+
 def _save(img: np.ndarray, path: Path) -> None:
     Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path, quality=90)
 
@@ -162,11 +200,7 @@ def imagenet_folder(root, classes: int = 4, train_per_class: int = 8, val_per_cl
         for label, name in enumerate(names):
             (root / split / name).mkdir(parents=True)
             for j in range(n):
-                img = _background(rng, size, size)
-                for k in rng.integers(len(SHAPES), size=rng.integers(3)):  # small distractors of any class
-                    _paint(rng, img, _shape_mask(rng, SHAPES[k], size, size, (0.08, 0.14)), COLOURS[k])
-                _paint(rng, img, _shape_mask(rng, SHAPES[label], size, size, (0.25, 0.4), (0.35, 0.65)),
-                       COLOURS[label])
+                img = _object_scene(rng, size, label)
                 path = root / split / name / f'{name}_{j:05d}.JPEG'
                 _save(img, path)
                 summary[split].append((str(path), label))
@@ -197,11 +231,7 @@ def coco_instances(root, train_images: int = 8, val_images: int = 4, size=(128, 
         images, annotations = [], []
         for _ in range(n):
             image_id += 1  # ids unique across splits, so file names are too
-            img = _background(rng, w, h)
-            labels = rng.integers(len(classes), size=rng.integers(1, max_objects + 1))
-            masks = [_shape_mask(rng, classes[k], w, h) for k in labels]
-            for k, m in zip(labels, masks):
-                _paint(rng, img, m, COLOURS[SHAPES.index(classes[k])])
+            img, labels, masks = _instance_scene(rng, w, h, classes, max_objects)
             images.append(dict(id=image_id, file_name=f'{image_id:012d}.jpg', width=w, height=h))
             _save(img, root / split / images[-1]['file_name'])
             for k, full, vis in zip(labels, masks, _visible(masks)):
@@ -239,19 +269,7 @@ def ade20k(root, train_images: int = 8, val_images: int = 4, size=(128, 96), num
         (root / 'annotations' / split).mkdir(parents=True)
         summary[split] = []
         for i in range(1, n + 1):
-            horizon = h * rng.uniform(0.35, 0.65) + h * 0.08 * np.sin(np.arange(w) / w * rng.uniform(2, 9))
-            below = np.arange(h)[:, None] >= horizon[None, :]
-            top, bottom = rng.choice(stuff, 2, replace=len(stuff) < 2)
-            label = np.where(below, bottom, top).astype(np.uint8)
-            img = np.where(below[..., None], _texture(rng, w, h, _class_colour(bottom), 0.7 * _class_colour(bottom)),
-                           _texture(rng, w, h, _class_colour(top), 0.7 * _class_colour(top)))
-            for j in rng.integers(len(things), size=rng.integers(1, 5)):  # thing j is drawn as SHAPES[j]
-                mask = _shape_mask(rng, SHAPES[j % len(SHAPES)], w, h)
-                _paint(rng, img, mask, _class_colour(things[j]))
-                label[mask] = things[j]
-            clutter = _shape_mask(rng, SHAPES[rng.integers(len(SHAPES))], w, h, (0.06, 0.1))
-            _paint(rng, img, clutter, rng.uniform(60, 200, 3))
-            label[clutter] = 0
+            img, label = _stuff_scene(rng, w, h, stuff, things)
             name = f'{prefix}_{i:08d}'
             pair = (root / 'images' / split / f'{name}.jpg', root / 'annotations' / split / f'{name}.png')
             _save(img, pair[0])
@@ -260,21 +278,62 @@ def ade20k(root, train_images: int = 8, val_images: int = 4, size=(128, 96), num
     return summary
 
 
-def write_all(root, datasets=('imagenet', 'coco', 'ade20k'), seed: int = 0, size=None, images=None,
-              mask_format: str = 'polygon') -> dict:
-    """The chosen toy datasets under ROOT/<name>, {name: summary}; `images` train images per split (ImageNet: per
-    class; val gets half), `size` (W, H) of COCO/ADE20K images (ImageNet: min(W, H) square)."""
+def unlabeled(root, images: int = 64, size=(128, 128), seed: int = 0, per_folder: int = 256) -> dict:
+    """An unlabeled pool for FCMAE pre-training: the three scene kinds (one large shape of any of the 8 classes,
+    instance scenes with all 8, stuff scenes) in turn, in sub-folders of `per_folder` (UnlabeledImageDataset)."""
+    w, h = size
+    root = _prepare(root, dict(kind='unlabeled', images=images, size=[w, h], seed=seed, per_folder=per_folder))
+    rng, paths = np.random.default_rng(seed), []
+    stuff, things = (1, 3, 4), (13, 16, 21)
+    for i in range(images):
+        if i % 3 == 0:
+            img = _object_scene(rng, min(w, h), int(rng.integers(len(SHAPES))))
+        elif i % 3 == 1:
+            img = _instance_scene(rng, w, h, SHAPES, 5)[0]
+        else:
+            img = _stuff_scene(rng, w, h, stuff, things)[0]
+        (folder := root / f'part_{i // per_folder:03d}').mkdir(exist_ok=True)
+        _save(img, path := folder / f'{i:06d}.jpg')
+        paths.append(str(path))
+    return dict(root=str(root), images=paths)
+
+
+PROFILES = {  # tools/make_toy_data.py --profile: each writer's arguments (unlabeled: None = not written)
+    # the writers' own defaults: 8 (COCO, ADE20K) / 4 x 8 (ImageNet) train images, 128x96 / 64 px; tests, demo
+    'small': dict(imagenet={}, coco={}, ade20k={}, unlabeled=None),
+    # held-out learning at 128 x 128 (README "Learning"): 4 x 64 / 256 / 256 train, half as many held out (a
+    # quarter for COCO / ADE20K), up to 5 objects a COCO scene, and a 2,048-image unlabeled pool for FCMAE
+    'learn': dict(imagenet=dict(train_per_class=64, val_per_class=32, size=128),
+                  coco=dict(train_images=256, val_images=64, size=(128, 128), max_objects=5),
+                  ade20k=dict(train_images=256, val_images=64, size=(128, 128)),
+                  unlabeled=dict(images=2048, size=(128, 128))),
+}
+DATASETS = ('imagenet', 'coco', 'ade20k', 'unlabeled')
+
+
+def write_all(root, datasets=None, seed: int = 0, size=None, images=None, mask_format: str = 'polygon',
+              profile: str = 'small', pool=None) -> dict:
+    """The chosen toy datasets under ROOT/<name>, {name: summary}; datasets=None: all that `profile` writes.
+    `images` (train images per split, ImageNet: per class; val gets half), `pool` (unlabeled images) and `size`
+    (W, H; ImageNet: min(W, H) square) override the profile."""
+    if profile not in PROFILES:
+        raise ValueError(f'profile={profile!r}: expected one of {sorted(PROFILES)}')
+    kwargs = {name: dict(kw) for name, kw in PROFILES[profile].items() if kw is not None}
+    datasets = list(kwargs) if datasets is None else list(datasets)
     root, out = Path(root), {}
-    kw = dict(seed=seed, **({} if images is None else dict(train_images=images, val_images=max(1, images // 2))),
-              **({} if size is None else dict(size=size)))
-    if 'imagenet' in datasets:
-        per_class = {} if images is None else dict(train_per_class=images, val_per_class=max(1, images // 2))
-        side = {} if size is None else dict(size=min(size))
-        out['imagenet'] = imagenet_folder(root / 'imagenet', seed=seed, **side, **per_class)
-    if 'coco' in datasets:
-        out['coco'] = coco_instances(root / 'coco', mask_format=mask_format, **kw)
-    if 'ade20k' in datasets:
-        out['ade20k'] = ade20k(root / 'ade20k', **kw)
+    for name in datasets:
+        kw = kwargs.get(name, {})
+        if size is not None:
+            kw['size'] = min(size) if name == 'imagenet' else size
+        if name == 'unlabeled':
+            kw.update({} if pool is None else dict(images=pool))
+        elif images is not None:
+            kw.update(dict(train_per_class=images, val_per_class=max(1, images // 2)) if name == 'imagenet' else
+                      dict(train_images=images, val_images=max(1, images // 2)))
+        if name == 'coco':
+            kw['mask_format'] = mask_format
+        writer = dict(imagenet=imagenet_folder, coco=coco_instances, ade20k=ade20k, unlabeled=unlabeled)[name]
+        out[name] = writer(root / name, seed=seed, **kw)
     return out
 
 
@@ -285,4 +344,6 @@ def summary_line(name: str, s: dict) -> str:
     if name == 'coco':
         return (f"coco: {s['root']}: train {s['train']['images']} images / {s['train']['annotations']} objects, "
                 f"val {s['val']['images']} / {s['val']['annotations']}")
+    if name == 'unlabeled':
+        return f"unlabeled: {s['root']}: {len(s['images'])} images"
     return f"ade20k: {s['root']}: {len(s['training'])} training / {len(s['validation'])} validation pairs"
