@@ -86,7 +86,7 @@ for s in train val test; do FT_OPTS+=("${s}_dataloader.batch_size=$CLS_BATCH" "$
 stage finetune "$FT_CKPT" "$PY" "$ROOT/tools/train.py" "$ROOT/pretrain/configs/finetune_cnx2_atto.py" \
     --pretrained "$FCMAE_CKPT" --work-dir "$W" --resume --cfg-options "${FT_OPTS[@]}" \
     train_cfg.max_epochs="$FT_EPOCHS" optim_wrapper.accumulative_counts=1 custom_hooks.0.interval=1 \
-    custom_hooks.0.momentum=0.1 default_hooks.logger.interval=1
+    custom_hooks.0.momentum=0.1 default_hooks.logger.interval=1 train_cfg.val_interval="$FT_EPOCHS"  # raw + EMA, once
 stage finetune_test "$W/test_results.json" "$PY" "$ROOT/tools/test.py" "$ROOT/pretrain/configs/finetune_cnx2_atto.py" \
     "$FT_CKPT" --work-dir "$W/test" --json-out "$W/test_results.json" --cfg-options "${FT_OPTS[@]}"
 
