@@ -2,7 +2,7 @@
 # End-to-end demo on generated toy data (issue 7): FCMAE pre-training of atto -> ImageNet fine-tuning -> Mask R-CNN
 # (COCO layout) and UPerNet (ADE20K layout, single + multi-scale test) -> Swin baselines -> tools/compare.py report.
 #   tools/demo.sh [WORK=work_dirs/demo]      DEMO_SCALE=default|tiny, knobs DEMO_* below, PYTHON=interpreter
-# About 12 minutes on 2 CPU cores at the default scale (README: per-stage times and the scores reached).
+# About 13 minutes on 2 CPU cores at the default scale (README: per-stage times and the scores reached).
 # Same configs and tools as a full run; --cfg-options change only data_root, sizes (1/8 of the paper's: LSJ and ADE
 # crops at the image size, CPU-sized heads from toyruns), lengths (epochs/iterations, warm-up, EMA horizon), batch and
 # workers. ConvNeXt V2 and its Swin baseline train side by side (one core each).
