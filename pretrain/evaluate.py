@@ -16,6 +16,9 @@ def reconstruction_losses(cfg, checkpoint: str, images: list, size: int, seed: i
     if not images:
         raise ValueError('reconstruction_losses: no images given')
     model = MODELS.build(cfg.model).eval()
+    if size % model.patch_size:
+        raise ValueError(f'reconstruction_losses: size {size} is not a multiple of the FCMAE patch size '
+                         f'{model.patch_size}')
     load_fcmae(model, checkpoint)
     prepare = T.Compose([T.Resize(size, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(size),
                          T.PILToTensor()])
@@ -24,8 +27,11 @@ def reconstruction_losses(cfg, checkpoint: str, images: list, size: int, seed: i
     for i in range(0, len(images), batch):
         chunk = []
         for path in images[i:i + batch]:
-            with Image.open(path) as im:
-                chunk.append(prepare(im.convert('RGB')))
+            try:
+                with Image.open(path) as im:
+                    chunk.append(prepare(im.convert('RGB')))
+            except (OSError, ValueError) as e:  # a held-out set is scored whole or not at all
+                raise ValueError(f'reconstruction_losses: cannot read image {path}: {e}') from e
         x = model.data_preprocessor(dict(inputs=torch.stack(chunk)), False)['inputs']
         n, length = x.shape[0], (size // model.patch_size) ** 2
         keep = int(length * (1 - model.mask_ratio))  # as FCMAE.random_masking, from our own generator

@@ -106,3 +106,25 @@ def test_a_finished_run_is_kept_only_for_the_same_settings(tmp_path):
         run_stage(Toy('seg', str(tmp_path), 400), tmp_path / 'run')
     with pytest.raises(ValueError, match='init'):
         run_stage(toy, tmp_path / 'run', init='fcmae.pth')
+
+
+def test_bad_settings_are_named(tmp_path):
+    from mmengine.config import Config
+    from pretrain.evaluate import reconstruction_losses
+    from toydata import write_all
+    with pytest.raises(ValueError, match="Toy stage 'detection'"):
+        Toy('detection', str(tmp_path), 1)
+    with pytest.raises(ValueError, match='Toy size 100: expected a multiple of 32'):
+        Toy('seg', str(tmp_path), 1, size=100)
+    with pytest.raises(ValueError, match=r"datasets \['cifar'\]"):
+        write_all(tmp_path, ['cifar'])
+    cfg = Config.fromfile(ROOT / CONFIGS['fcmae'])
+    with pytest.raises(ValueError, match='size 100 is not a multiple of the FCMAE patch size 32'):
+        reconstruction_losses(cfg, 'unused.pth', ['x.jpg'], 100)
+    import torch
+    from mmengine.registry import MODELS
+    import pretrain  # noqa: F401  (registers FCMAE)
+    torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict()), tmp_path / 'fcmae.pth')
+    (tmp_path / 'broken.jpg').write_bytes(b'not a jpeg')
+    with pytest.raises(ValueError, match=f'cannot read image {tmp_path}/broken.jpg'):
+        reconstruction_losses(cfg, str(tmp_path / 'fcmae.pth'), [str(tmp_path / 'broken.jpg')], 64)

@@ -320,6 +320,8 @@ def write_all(root, datasets=None, seed: int = 0, size=None, images=None, mask_f
         raise ValueError(f'profile={profile!r}: expected one of {sorted(PROFILES)}')
     kwargs = {name: dict(kw) for name, kw in PROFILES[profile].items() if kw is not None}
     datasets = list(kwargs) if datasets is None else list(datasets)
+    if set(datasets) - set(DATASETS):
+        raise ValueError(f'datasets {sorted(set(datasets) - set(DATASETS))}: expected names from {DATASETS}')
     root, out = Path(root), {}
     for name in datasets:
         kw = kwargs.get(name, {})

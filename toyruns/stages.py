@@ -54,6 +54,12 @@ class Toy:
     classes: int = 4  # finetune: number of ImageNet classes
     extra: list = field(default_factory=list)  # further --cfg-options (e.g. model.block=v1)
 
+    def __post_init__(self):
+        if self.stage not in CONFIGS:
+            raise ValueError(f'Toy stage {self.stage!r}: expected one of {sorted(CONFIGS)}')
+        if self.size % 32:
+            raise ValueError(f'Toy size {self.size}: expected a multiple of 32 (FCMAE mask cells, backbone stride)')
+
     def steps(self) -> int:
         per_epoch = max(1, self.images // self.batch)
         return self.length if self.stage == 'seg' else self.length * per_epoch
