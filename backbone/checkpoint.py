@@ -8,6 +8,7 @@ import os
 import pickle
 import re
 import struct
+import traceback
 from collections import OrderedDict
 
 import numpy as np
@@ -56,6 +57,17 @@ _REFUSED = ('Unsupported global', 'unrecognized function', 'Can only create', 'C
 # checkpoints cut anywhere, random bytes, text, a zip torch did not write, a cut .safetensors); anything else
 # (an ImportError, a bug) is not the file's fault and propagates as it is
 _BAD_FILE = (OSError, RuntimeError, EOFError, IndexError, struct.error, SafetensorError)
+# what torch's weights-only unpickler and zip reader also raise on foreign or damaged bytes (found by fuzzing,
+# tests/test_checkpoint_fuzz.py): an unknown memo key (`hello` -> KeyError: 101), an undecodable string, a rebuild
+# call with the wrong arguments, a storage key not found... Taken as the file's fault only when raised while torch
+# reads it (the traceback passes through torch's code): the same exception from a replaced torch.load propagates
+_UNPICKLER_ERRORS = (KeyError, ValueError, TypeError, AttributeError, AssertionError)
+_TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+
+
+def _raised_reading(e: BaseException) -> bool:
+    """`e` came out of torch's own loading code (its unpickler, zip reader, tensor rebuild functions)."""
+    return any(frame.f_code.co_filename.startswith(_TORCH_DIR) for frame, _ in traceback.walk_tb(e.__traceback__))
 
 
 def safe_load(path, trusted: bool = False, mmap: bool = False) -> dict:
@@ -72,6 +84,8 @@ def safe_load(path, trusted: bool = False, mmap: bool = False) -> dict:
         raise CheckpointError(f'{path}: {what}; expected {expected}')
     if os.path.getsize(path) == 0:
         raise CheckpointError(f'{path}: empty file (0 bytes); expected {expected}')
+    allowed = torch.serialization.get_safe_globals()
+    extra = [g for g in _CONFIG_GLOBALS + mmengine_globals() if g not in allowed]
     try:
         if path.endswith('.safetensors'):
             from safetensors.torch import load_file
@@ -79,8 +93,6 @@ def safe_load(path, trusted: bool = False, mmap: bool = False) -> dict:
         elif trusted:
             obj = torch.load(path, map_location='cpu', weights_only=False)
         else:
-            allowed = torch.serialization.get_safe_globals()
-            extra = [g for g in _CONFIG_GLOBALS + mmengine_globals() if g not in allowed]
             with torch.serialization.safe_globals(extra):
                 obj = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
@@ -91,10 +103,13 @@ def safe_load(path, trusted: bool = False, mmap: bool = False) -> dict:
         raise CheckpointError(f'{path}: refused to unpickle {", ".join(found)}: weights-only loading allows tensors, '
                               'builtins, numpy, argparse.Namespace and yacs configs. If you trust this file, pass '
                               'trusted=True (tools: --trust).') from None
-    except _BAD_FILE as e:  # the first sentence, after torch's "[enforce fail at FILE:LINE] ." prefix
+    except _BAD_FILE + _UNPICKLER_ERRORS as e:  # the first sentence, after torch's "[enforce fail at FILE:LINE] ."
+        if not isinstance(e, _BAD_FILE) and not _raised_reading(e):
+            raise
         why = re.sub(r'^\[enforce fail at [^\]]*\]\s*\.?\s*', '', str(e)).split('. ')[0][:200]
-        raise CheckpointError(f'{path}: cannot read ({type(e).__name__}: {why}); expected {expected}; is it truncated '
-                              'or not a checkpoint?') from e
+        why = f'{type(e).__name__}: {why}' if why else type(e).__name__
+        raise CheckpointError(f'{path}: cannot read ({why}); expected {expected}; is it truncated or not a '
+                              'checkpoint?') from e
     if not isinstance(obj, dict):
         raise CheckpointError(f'{path}: holds a {type(obj).__name__}; expected {expected}')
     return obj
@@ -134,14 +149,20 @@ def pick_state_dict(ckpt: dict, key: str = 'auto') -> tuple[dict, str]:
         key = 'model_ema' if 'model_ema' in ckpt else 'state_dict' if 'ema_state_dict' in ckpt else 'model_ema'
     if key == 'auto':
         if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-            return ckpt, ''
-        key = next((k for k in ('state_dict', 'model', 'module') if isinstance(ckpt.get(k), dict)), None)
+            key = ''
+        else:
+            key = next((k for k in ('state_dict', 'model', 'module') if isinstance(ckpt.get(k), dict)), None)
         if key is None:
             raise CheckpointError(f'no state dict found: top-level keys {sorted(map(str, ckpt))[:10]}; expected '
                                   "'state_dict', 'model', 'module' or a dict of tensors")
-    if not isinstance(ckpt.get(key), dict):
+    if key and not isinstance(ckpt.get(key), dict):
         raise CheckpointError(f'checkpoint has no {key!r} state dict; top-level keys: {sorted(map(str, ckpt))[:10]}')
-    return ckpt[key], key
+    sd = ckpt[key] if key else ckpt
+    other = next((k for k in sd if not isinstance(k, str)), None)
+    if other is not None:
+        raise CheckpointError(f'state dict {key or "(top level)"} has a {type(other).__name__} key {other!r}; '
+                              'expected parameter names (str)')
+    return sd, key
 
 
 def detect(sd: dict) -> tuple[str, str]:
@@ -248,19 +269,25 @@ def load_state_dict_strictly(model, sd: dict, name: str, lack_ok=(), leave_ok=()
     absent outside `lack_ok`, leftovers outside `leave_ok` and other shapes raise CheckpointError naming them."""
     own = {k: v for k, v in model.state_dict().items() if not _matches(k, skip)}
     wrong = [k for k in own if k in sd and sd[k].shape != own[k].shape]
-    missing = [k for k in own if k not in sd or k in wrong]
+    # load_state_dict would copy integers, bools or complex numbers into a floating parameter silently
+    cast = [k for k in own if k in sd and k not in wrong and own[k].is_floating_point()
+            and not sd[k].is_floating_point()]
+    missing = [k for k in own if k not in sd or k in wrong or k in cast]
     leftovers = [k for k in sd if k not in own] + list(dropped)
     bad_missing = [k for k in missing if not _matches(k, lack_ok)]
     bad_left = [k for k in leftovers if not _matches(k, leave_ok)]
     errors = [_listing(f'model keys missing from the {fmt + " " if fmt else ""}checkpoint',
-                       [k for k in bad_missing if k not in wrong]),
+                       [k for k in bad_missing if k not in wrong and k not in cast]),
               _listing('shape mismatches (model vs checkpoint)',
                        [f'{k} {tuple(own[k].shape)} vs {tuple(sd[k].shape)}' for k in wrong if k in bad_missing]),
+              _listing('non-floating tensors for floating parameters (key: dtype found, dtype expected)',
+                       [f'{k}: {sd[k].dtype}, expected {own[k].dtype}' for k in cast]),
               _listing('unexpected checkpoint keys', bad_left)]
     errors = [e for e in errors if not e.startswith('0 ')]
     if errors and strict:
         raise CheckpointError(f'{name} does not fit {what or type(model).__name__}: ' + '; '.join(errors))
-    model.load_state_dict({k: v for k, v in sd.items() if k in own and k not in wrong}, strict=False)
+    unfit = set(wrong) | set(cast)
+    model.load_state_dict({k: v for k, v in sd.items() if k in own and k not in unfit}, strict=False)
     report = dict(format=fmt, loaded=len(own) - len(missing), absent=missing, dropped=leftovers, errors=errors)
     print_log(f'loaded {name}: {report["loaded"]}/{len(own)} tensors; absent as expected: '
               f'{sorted({k.split(".")[0] for k in missing}) or "none"}'

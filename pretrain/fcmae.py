@@ -50,7 +50,20 @@ class FCMAE(BaseModel):
         self.mask_token = nn.Parameter(torch.zeros(1, decoder_embed_dim, 1, 1))
         self.decoder = nn.Sequential(*[Block(decoder_embed_dim, block=block) for _ in range(decoder_depth)])
         self.pred = nn.Conv2d(decoder_embed_dim, patch_size ** 2 * in_channels, kernel_size=1)
+        self.init = init
         self._init_decoder() if init == 'trunc02' else self.init_official()
+
+    def init_weights(self):
+        """What mmengine's Runner calls after construction: the encoder loads its init_cfg checkpoint or re-draws
+        its own .02 init; `init='official'` is then applied to it again (unless it was loaded), so the chosen init is
+        what training starts from. Decoder, `proj`, `pred` and mask token keep their init from construction."""
+        super().init_weights()
+        if self.init == 'official' and not self._encoder_pretrained():
+            self.init_official(decoder=False)
+
+    def _encoder_pretrained(self) -> bool:
+        init_cfg = self.encoder.init_cfg
+        return isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'
 
     def _init_decoder(self):
         """trunc-normal(.02) conv/linear weights and zero biases, mask token normal(.02) (the encoder inits itself)."""
@@ -60,21 +73,24 @@ class FCMAE(BaseModel):
                 nn.init.zeros_(m.bias)
         nn.init.normal_(self.mask_token, std=.02)
 
-    def init_official(self):
+    def init_official(self, decoder: bool = True):
         """The released models/fcmae.py `_init_weights` (applied over the sparse encoder's own .02 init): timm's
         trunc_normal_ at its default std 1 (cut at ±2) on the stem, the encoder's depthwise convs and MLP linears,
         `proj`, `pred` and the decoder's depthwise conv; .02 on the encoder's downsampling convs; zero biases; the
-        decoder's nn.Linear MLP keeps PyTorch's default init (that code skips nn.Linear); mask token normal(.02)."""
+        decoder's nn.Linear MLP keeps PyTorch's default init (that code skips nn.Linear); mask token normal(.02).
+        decoder=False: the encoder only."""
         enc = self.encoder
         downsample = {id(enc.downsample_layers[i][1]) for i in range(1, 4)}
-        convs = [m for m in [*enc.modules(), self.proj, self.pred, *self.decoder.modules()] if isinstance(m, nn.Conv2d)]
+        rest = [self.proj, self.pred, *self.decoder.modules()] if decoder else []
+        convs = [m for m in [*enc.modules(), *rest] if isinstance(m, nn.Conv2d)]
         linears = [m for m in enc.modules() if isinstance(m, nn.Linear)]
         for m in convs + linears:
             trunc_normal_(m.weight, std=.02 if id(m) in downsample else 1.)
             nn.init.zeros_(m.bias)
-        for block in self.decoder:
-            block.pwconv1.reset_parameters(), block.pwconv2.reset_parameters()
-        nn.init.normal_(self.mask_token, std=.02)
+        if decoder:
+            for block in self.decoder:
+                block.pwconv1.reset_parameters(), block.pwconv2.reset_parameters()
+            nn.init.normal_(self.mask_token, std=.02)
 
     def patchify(self, imgs: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, L, p·p·C), patches in row-major order, pixels ordered (row, col, channel)."""

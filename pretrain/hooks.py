@@ -8,20 +8,8 @@ import torch
 from mmengine.hooks import EMAHook, Hook
 from mmengine.registry import HOOKS, LOOPS
 from mmengine.runner import ValLoop
-from mmengine.runner.loops import _parse_losses
 
-
-def accumulative_counts(optim_wrapper) -> int:
-    """Iterations per optimizer step of an OptimWrapper (its config's value in a test-only run, where it is not built).
-    mmengine 0.10.7 keeps it only in the private `_accumulative_counts` (optimizer_wrapper.py);
-    tests/test_finetune_official.py fails if a new mmengine renames it."""
-    if isinstance(optim_wrapper, dict) or optim_wrapper is None:
-        return int((optim_wrapper or {}).get('accumulative_counts', 1))
-    counts = getattr(optim_wrapper, '_accumulative_counts', None)
-    if not isinstance(counts, int) or counts < 1:
-        raise AttributeError(f'{type(optim_wrapper).__name__} has no int `_accumulative_counts` (read from mmengine '
-                             '0.10.7); cannot derive the EMA interval; set EMAHook interval explicitly')
-    return counts
+from runtime.mmengine_private import accumulative_counts, default_ema_interval, evaluate_val_loop
 
 
 @HOOKS.register_module()
@@ -31,7 +19,7 @@ class OptimStepEMAHook(EMAHook):
     optim_wrapper.accumulative_counts=N` changes both. An explicit `interval=` is kept as given."""
 
     def before_run(self, runner) -> None:
-        self.ema_cfg.setdefault('interval', accumulative_counts(runner.optim_wrapper))
+        default_ema_interval(self, accumulative_counts(runner.optim_wrapper))
         super().before_run(runner)
 
 
@@ -45,24 +33,14 @@ class RawAndEMAValLoop(ValLoop):
         ema = any(isinstance(h, EMAHook) for h in self.runner.hooks)
         self.runner.call_hook('before_val')
         self.runner.model.eval()
-        raw = self.evaluate() if ema else None  # before EMAHook.before_val_epoch: the raw weights are in place
+        raw = evaluate_val_loop(self) if ema else None  # before EMAHook.before_val_epoch: the raw weights in place
         self.runner.call_hook('before_val_epoch')  # EMAHook: the EMA weights in
         self.runner.model.eval()
-        metrics = self.evaluate()
+        metrics = evaluate_val_loop(self)
         raw = dict(metrics) if raw is None else raw
         metrics.update({f'raw/{k}': v for k, v in raw.items()})
         self.runner.call_hook('after_val_epoch', metrics=metrics)  # EMAHook: the raw weights back
         self.runner.call_hook('after_val')
-        return metrics
-
-    def evaluate(self) -> dict:
-        """One pass over the val set with the weights in place; metrics (and val losses, if any) as ValLoop."""
-        self.val_loss.clear()
-        for idx, data_batch in enumerate(self.dataloader):
-            self.run_iter(idx, data_batch)
-        metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
-        if self.val_loss:
-            metrics.update(_parse_losses(self.val_loss, 'val'))
         return metrics
 
 

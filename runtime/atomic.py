@@ -1,17 +1,19 @@
 """Crash-safe checkpoints through mmengine's own extension points (read from mmengine 0.10.7): a file backend that
 writes to a temporary name, fsyncs and renames, and a CheckpointHook that saves through it and publishes the
-`last_checkpoint` pointer the same way; `--resume` then takes the newest *complete* checkpoint (exact resume:
-resume.py)."""
+`last_checkpoint` pointer the same way; `--resume` then takes the newest *complete, resumable* checkpoint (exact
+resume: resume.py)."""
 import logging
 import os
 import os.path as osp
 import zipfile
 
+from backbone.checkpoint import CheckpointError, safe_load
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 
-POINTER = 'last_checkpoint'
+from .mmengine_private import POINTER, StagedWorkDir
+
 STAGING = '.last_checkpoint.staging'  # where CheckpointHook's own open(work_dir/last_checkpoint) lands first
 BACKEND = 'atomic_local'  # the name runtime/__init__.py registers AtomicLocalBackend under (no URI prefix)
 
@@ -47,17 +49,6 @@ class AtomicLocalBackend(LocalBackend):
         publish(tmp, path)
 
 
-class _StagedWorkDir:
-    """The runner as CheckpointHook sees it while saving, with `work_dir` pointing at a staging folder: the pointer
-    that mmengine writes with a plain open() lands there, and the hook then publishes it atomically."""
-
-    def __init__(self, runner, work_dir: str):
-        self._runner, self.work_dir = runner, work_dir
-
-    def __getattr__(self, name):
-        return getattr(self._runner, name)
-
-
 class AtomicCheckpointHook(CheckpointHook):
     """mmengine's CheckpointHook (same arguments) that writes local checkpoints through AtomicLocalBackend and
     publishes `last_checkpoint` by rename, so neither is ever seen half-written."""
@@ -76,12 +67,15 @@ class AtomicCheckpointHook(CheckpointHook):
         self._publishing_pointer(runner, super().after_train_iter, batch_idx, data_batch, outputs)
 
     def _publishing_pointer(self, runner, save, *args):
-        """Run CheckpointHook's step with the staged work dir, then rename a pointer it wrote into place."""
+        """Run CheckpointHook's step with the staged work dir, then rename a pointer it wrote into place: on global
+        rank 0 only, which alone writes it; another rank seeing it on a shared file system would race the rename."""
         staged, last = osp.join(runner.work_dir, STAGING, POINTER), self.last_ckpt
-        save(_StagedWorkDir(runner, osp.join(runner.work_dir, STAGING)), *args)
+        save(StagedWorkDir(runner, osp.join(runner.work_dir, STAGING)), *args)
+        if runner.rank != 0:
+            return
         if osp.exists(staged):
             publish(staged, osp.join(runner.work_dir, POINTER))
-        elif self.last_ckpt != last and runner.rank == 0:
+        elif self.last_ckpt != last:
             print_log(f'AtomicCheckpointHook: saved {self.last_ckpt} but found no {POINTER} in {STAGING}: this '
                       'mmengine writes the pointer elsewhere than 0.10.7 did, so it is not published atomically',
                       logger='current', level=logging.WARNING)
@@ -101,9 +95,29 @@ def is_complete(path: str) -> bool:
         return False
 
 
+RESUMABLE = ('optimizer', 'message_hub')  # what mmengine's resume reads besides the weights
+
+
+def not_resumable(path: str) -> str:
+    """Why `path` cannot be resumed from ('' if it can): cut, unreadable, or a weights-only file such as
+    CheckpointHook's best_*.pth (saved without optimizer and scheduler state: AdamW and the schedule would restart)."""
+    if not osp.exists(path):
+        return 'missing'
+    if not is_complete(path):
+        return 'incomplete'
+    try:
+        ckpt = safe_load(path, mmap=zipfile.is_zipfile(path))  # a zip: the pickle only, tensors stay in the file
+    except CheckpointError as e:
+        return f'unreadable: {str(e).removeprefix(path + ": ")}'
+    lacks = [k for k in RESUMABLE if k not in ckpt]
+    return f'no {" or ".join(lacks)} saved: not resumable (best_* checkpoints are saved without optimizer ' \
+           'state)' if lacks else ''
+
+
 def choose_checkpoint(work_dir: str) -> tuple[str | None, str, int]:
-    """(path, message, log level): the checkpoint `last_checkpoint` names if complete (also looked up by name in
-    `work_dir`, for a moved work dir), else the newest complete `*.pth` in `work_dir`, else None."""
+    """(path, message, log level): the checkpoint `last_checkpoint` names if resumable (also looked up by name in
+    `work_dir`, for a moved work dir), else the newest resumable `*.pth` in `work_dir`, else None. Resumable: complete
+    and holding optimizer and message hub; each file passed over is named with the reason."""
     pointer = osp.join(work_dir, POINTER)
     named = open(pointer).read().strip() if osp.isfile(pointer) else ''
     candidates = [named, osp.join(work_dir, osp.basename(named))] if named else []
@@ -111,12 +125,13 @@ def choose_checkpoint(work_dir: str) -> tuple[str | None, str, int]:
     candidates += sorted(found, key=osp.getmtime, reverse=True)
     passed = []
     for path in dict.fromkeys(candidates):  # unique, in order
-        if is_complete(path):
+        why = not_resumable(path)
+        if not why:
             why = f'; passed over {", ".join(passed)}' if passed else ''
             return path, f'resume: last complete checkpoint is {path}{why}', logging.WARNING if passed else logging.INFO
-        passed.append(f'{path} ({"missing" if not osp.exists(path) else "incomplete"})')
+        passed.append(f'{path} ({why})')
     why = f' (passed over {", ".join(passed)})' if passed else ''
-    return None, f'resume: no complete checkpoint in {work_dir}{why}; starting from scratch', logging.WARNING
+    return None, f'resume: no resumable checkpoint in {work_dir}{why}; starting from scratch', logging.WARNING
 
 
 def find_last_complete_checkpoint(work_dir: str) -> str | None:

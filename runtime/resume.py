@@ -10,7 +10,7 @@
   and the same ones after a resume. (mmengine's default seeds from seed, rank and worker id only: every epoch repeats
   one random sequence; persistent workers carry RNG streams that no checkpoint holds.)
 
-The one access to mmengine internals is `wrap_train_iterator`.
+Its one access to mmengine internals, the loop's data iterator, goes through runtime.mmengine_private.
 """
 import logging
 import os
@@ -24,6 +24,8 @@ from mmengine.logging import print_log
 from mmengine.runner.loops import IterBasedTrainLoop
 
 from backbone.checkpoint import safe_load
+
+from .mmengine_private import wrap_train_iterator
 
 
 def keep_seed(cfg) -> int | None:
@@ -70,16 +72,6 @@ def _mid_accumulation(runner) -> bool:
     return not runner.optim_wrapper.should_update()
 
 
-def wrap_train_iterator(loop, wrap):
-    """Replace the data iterator of an IterBasedTrainLoop by `wrap(iterator)`. The one mmengine-internal access of
-    exact resume, read from mmengine 0.10.7 runner/loops.py: the loop keeps its iterator in `dataloader_iterator`
-    and, after before_train, advances it `iter` times on resume before drawing the next batch."""
-    if not hasattr(loop, 'dataloader_iterator'):
-        raise RuntimeError(f'runtime.resume: {type(loop).__name__} has no `dataloader_iterator` (mmengine 0.10.7 '
-                           'had one): exact resume of iteration-based runs must be re-read for this mmengine')
-    loop.dataloader_iterator = wrap(loop.dataloader_iterator)
-
-
 class _RestoreAfterSkip:
     """IterBasedTrainLoop replays `skip` batches to reach the resumed data position; the RNG state is set after
     them, so the next batch is drawn as in the uninterrupted run."""
@@ -100,13 +92,17 @@ class _RestoreAfterSkip:
 
 class ResumeStateHook(Hook):
     """Save per-rank RNG states and gradients accumulated since the last optimizer step into each checkpoint
-    (`resume_state`), and restore them on `--resume`; validation runs on its own RNG so it cannot shift training."""
+    (`resume_state`), and restore them on `--resume`; validation runs on its own RNG so it cannot shift training.
+
+    With several processes the states are gathered (a collective) in the hook stage where CheckpointHook may save,
+    since mmengine calls before_save_checkpoint on rank 0 only; that copy of the pending gradients is released
+    when the stage is over, before the next iteration, epoch or validation."""
 
     priority = 'LOW'  # after_train_*: before CheckpointHook (VERY_LOW) writes the file
 
     def __init__(self):
         self.training = False
-        self.captured = None  # multi-process: every rank's state, gathered where a checkpoint may follow
+        self.captured = None  # multi-process: every rank's state, while a checkpoint of this hook stage may follow
         self.train_rng = None  # the training RNG state while validation runs
         self.loaded = None  # (resume_state or None,) of a checkpoint loaded before training
 
@@ -126,36 +122,57 @@ class ResumeStateHook(Hook):
             g /= _world()
         self.captured = dict(rng=states, grads=grads)
 
-    def _checkpoint_due(self, runner) -> bool:
+    def _checkpoint_due(self, runner, by_epoch: bool) -> bool:
+        """CheckpointHook (by_epoch as asked) saves in this after_train_iter / after_train_epoch (or the last)."""
         hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
-        return hook is not None and not hook.by_epoch and (
-            self.every_n_train_iters(runner, hook.interval, hook.save_begin) or self.is_last_train_iter(runner))
+        if hook is None or hook.by_epoch != by_epoch:
+            return False
+        if by_epoch:
+            return self.every_n_epochs(runner, hook.interval, hook.save_begin) or self.is_last_train_epoch(runner)
+        return self.every_n_train_iters(runner, hook.interval, hook.save_begin) or self.is_last_train_iter(runner)
+
+    def _release(self) -> None:
+        """The stage whose checkpoints needed the gathered state is over: drop it (and its gradient copy)."""
+        self.captured = None
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        if _world() > 1 and self._checkpoint_due(runner):
+        if _world() > 1 and self._checkpoint_due(runner, by_epoch=False):
             self._capture(runner)
 
     def after_train_epoch(self, runner) -> None:
-        if _world() > 1:
+        self._release()  # what after_train_iter gathered for the last iteration's checkpoint
+        if _world() > 1 and self._checkpoint_due(runner, by_epoch=True):
             self._capture(runner)
 
+    def before_train_epoch(self, runner) -> None:
+        self._release()
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        self._release()
+
     def before_val(self, runner) -> None:
+        self._release()
         if self.training:
             self.train_rng = rng_state()
             if _world() > 1:
                 self._capture(runner)  # save_best writes during validation
 
     def after_val(self, runner) -> None:
+        self._release()
         if self.train_rng is not None:
             set_rng_state(self.train_rng)
             self.train_rng = None
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        if _world() > 1:
-            state = self.captured
-        else:
+        if _world() == 1:
             rng, grads = self._local(runner)
             state = dict(rng=[rng], grads=grads)
+        elif self.captured is None:  # a save outside the stages above: rank 0 alone cannot gather the others
+            print_log('ResumeStateHook: a checkpoint saved where the ranks\' states were not gathered holds no '
+                      'resume_state', logger='current', level=logging.WARNING)
+            return
+        else:
+            state = self.captured
         grads = state['grads'] and {n: g.cpu() for n, g in state['grads'].items()}
         checkpoint['resume_state'] = dict(rng=state['rng'], grads=grads, world_size=len(state['rng']))
 
@@ -177,6 +194,7 @@ class ResumeStateHook(Hook):
 
     def after_train(self, runner) -> None:
         self.training = False
+        self._release()
 
     def _restore(self, runner, state: dict):
         rank = dist.get_rank() if _world() > 1 else 0

@@ -1,9 +1,12 @@
 """The runner named by `runner_type` in every base config: mmengine's Runner whose own checkpoint loads (`load_from`,
 `--resume`) read weights-only with exactly what mmengine 0.10.7 pickles allowed, and only while they read."""
+import mmengine
 import torch
 from mmengine.runner import Runner
 
 from backbone.checkpoint import mmengine_globals
+
+from .mmengine_private import READ_FROM, problems
 
 
 def mmengine_checkpoints():
@@ -14,7 +17,14 @@ def mmengine_checkpoints():
 
 
 class SafeLoadRunner(Runner):
-    """mmengine's Runner; `load_checkpoint` (which `resume` calls too) runs inside `mmengine_checkpoints()`."""
+    """mmengine's Runner; `load_checkpoint` (which `resume` calls too) runs inside `mmengine_checkpoints()`. On
+    another mmengine than the one runtime.mmengine_private was read from, it logs each internal that changed."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if mmengine.__version__ != READ_FROM:
+            for problem in problems():
+                self.logger.warning(problem)
 
     def load_checkpoint(self, filename: str, *args, **kwargs):
         with mmengine_checkpoints():

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from backbone.checkpoint import CheckpointError, safe_load
+from backbone.checkpoint import CheckpointError, load_pretrained, safe_load
 from backbone.convnextv2 import ConvNeXtV2
+from tools.convert_checkpoint import main as convert_tool
 
 
 class Evil:
@@ -37,7 +38,8 @@ def bad_files(folder) -> dict:
              'notes.txt': (b'not a checkpoint\n', r'not a readable checkpoint \(Unsupported operand 110\)'),  # 'n'
              'legacy_cut.pth': (old[:len(old) - 8],
                                 r'cannot read \(RuntimeError: unexpected EOF, expected 8 more bytes'),
-             'zero.pth': (b'', r'empty file \(0 bytes\); expected a checkpoint')}
+             'zero.pth': (b'', r'empty file \(0 bytes\); expected a checkpoint'),
+             'hello.pth': (b'hello\n', r'cannot read \(KeyError: 101\); expected a checkpoint')}  # 'h': memo 101
     for name, (content, _) in files.items():
         (folder / name).write_bytes(content)
     with zipfile.ZipFile(folder / 'other.zip', 'w') as z:
@@ -98,3 +100,36 @@ def test_arbitrary_class_refused_unless_trusted(tmp_path):
     with pytest.raises(CheckpointError, match=r'evil\.pth: refused to unpickle .*Evil.*trusted=True'):
         safe_load(tmp_path / 'evil.pth')
     assert isinstance(safe_load(tmp_path / 'evil.pth', trusted=True)['extra'], Evil)
+
+
+def test_a_text_file_is_named_by_init_cfg_and_the_converter(tmp_path):
+    """`hello` reaches torch's weights-only unpickler as opcodes ('h' = BINGET of memo key 101, an 'e'): the
+    backbone's init_cfg and tools/convert_checkpoint.py name the file, not a bare KeyError: 101."""
+    (tmp_path / 'x.pth').write_bytes(b'hello\n')  # 6 bytes
+    match = rf'^{re.escape(str(tmp_path / "x.pth"))}: cannot read \(KeyError: 101\); expected a checkpoint'
+    model = ConvNeXtV2('atto', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'x.pth')))
+    with pytest.raises(CheckpointError, match=match):
+        model.init_weights()  # as mmengine's Runner calls it
+    with pytest.raises(CheckpointError, match=match):
+        convert_tool([str(tmp_path / 'x.pth'), str(tmp_path / 'out.pth')])
+    assert not (tmp_path / 'out.pth').exists()
+
+
+@pytest.mark.parametrize('dtype', [torch.int32, torch.int64, torch.bool])
+def test_integer_weights_for_a_float_model_are_named(tmp_path, dtype):
+    """load_state_dict would copy int32 weights into float32 parameters silently; both loaders name key and dtypes."""
+    sd = ConvNeXtV2('atto').state_dict()
+    sd['stages.2.0.pwconv1.weight'] = (sd['stages.2.0.pwconv1.weight'] * 100).to(dtype)
+    torch.save({'model': sd}, tmp_path / 'int.pth')
+    match = (rf'{re.escape(str(tmp_path / "int.pth"))}.*1 non-floating tensors for floating parameters \(key: dtype '
+             rf'found, dtype expected\): stages\.2\.0\.pwconv1\.weight: {dtype}, expected torch\.float32')
+    model = ConvNeXtV2('atto', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'int.pth')))
+    before = model.stages[2][0].pwconv1.weight.detach().clone()
+    with pytest.raises(CheckpointError, match=match):
+        model.init_weights()
+    with pytest.raises(CheckpointError, match=match):
+        convert_tool([str(tmp_path / 'int.pth'), str(tmp_path / 'out.pth')])
+    assert not (tmp_path / 'out.pth').exists()
+    report = load_pretrained(model, tmp_path / 'int.pth', strict=False)  # not strict: listed, never cast into it
+    assert 'stages.2.0.pwconv1.weight' in report['absent'] and any('int' in e or 'bool' in e for e in report['errors'])
+    torch.testing.assert_close(model.stages[2][0].pwconv1.weight, before)

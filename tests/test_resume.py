@@ -1,7 +1,14 @@
 """mmengine 0.10.7 resumes through torch.load's default weights_only=True: with the allow-list that runtime's
 SafeLoadRunner applies while it loads (and only with it) an interrupted iteration-based run resumes to exactly the
-weights of an uninterrupted one."""
+weights of an uninterrupted one; with 2 processes, ResumeStateHook's gathered gradients live only until the
+checkpoint that needs them is written."""
+import json
+import os
 import pickle
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -98,3 +105,97 @@ def test_without_allow_list_resume_fails(tmp_path):
     with mmengine_checkpoints():
         saved = torch.load(tmp_path / 'control' / 'iter_2.pth')  # the allow-list is back
     assert set(saved) >= {'state_dict', 'optimizer', 'message_hub', 'param_schedulers'}
+
+
+TWO_RANKS = '''"""2 gloo processes, 3 iterations an epoch, 2 iterations per optimizer step: epoch 1 ends inside an
+accumulation cycle. Records, each time an iteration starts, whether ResumeStateHook still holds a gathered gradient
+copy, and (rank 0) the ranks' mean pending gradient at the end of epoch 1."""
+import json
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from mmengine.hooks import Hook
+from mmengine.model import BaseModel
+
+from runtime import SafeLoadRunner, atomic
+
+
+class Toy(BaseModel):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 1)
+
+    def forward(self, inputs, mode='tensor'):
+        return dict(loss=self.fc(inputs).pow(2).mean()) if mode == 'loss' else self.fc(inputs)
+
+
+class Probe(Hook):
+    priority = 'LOWEST'
+
+    def __init__(self):
+        self.holding, self.pending = [], None
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        hook = next(h for h in runner.hooks if type(h).__name__ == 'ResumeStateHook')
+        self.holding.append(bool(hook.captured and hook.captured['grads']))
+
+    def after_train_epoch(self, runner):
+        if runner.epoch == 0:
+            grads = {n: p.grad.clone() for n, p in runner.model.named_parameters()}  # the DDP names
+            for g in grads.values():
+                dist.all_reduce(g)
+                g /= 2
+            self.pending = {n: g.tolist() for n, g in grads.items()}
+
+
+dist.init_process_group('gloo')
+rank, work = dist.get_rank(), sys.argv[1]
+published, publish = [], atomic.publish
+atomic.publish = lambda tmp, path: published.append(os.path.basename(path)) or publish(tmp, path)
+torch.manual_seed(0)
+probe = Probe()
+runner = SafeLoadRunner(
+    model=Toy(), work_dir=work, launcher='pytorch', experiment_name='two_ranks', randomness=dict(seed=0),
+    cfg=dict(model_wrapper_cfg=dict(type='MMDistributedDataParallel', device_ids=None)),  # DDP on the CPU
+    train_dataloader=dict(dataset=[dict(inputs=torch.full((2,), float(i))) for i in range(12)], batch_size=2,
+                          num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
+                          collate_fn=dict(type='default_collate')),
+    optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01), accumulative_counts=2),
+    train_cfg=dict(by_epoch=True, max_epochs=2),
+    default_hooks=dict(checkpoint=dict(type='AtomicCheckpointHook', interval=1)),
+    custom_hooks=[dict(type='ResumeStateHook'), probe])
+runner.train()
+with open(os.path.join(work, f'rank{rank}.json'), 'w') as f:
+    json.dump(dict(holding=probe.holding, pending=probe.pending, published=published), f)
+dist.barrier()
+dist.destroy_process_group()
+'''
+
+
+def test_gathered_gradients_are_released_after_the_save(tmp_path):
+    """With 2 processes the pending gradients of an epoch that ends inside an accumulation cycle are gathered for
+    epoch_1.pth (their mean over the ranks) and released once it is written: no iteration of epoch 2 runs with the
+    copy, epoch_2.pth (at an optimizer step) holds no gradients, and only rank 0 publishes files."""
+    (tmp_path / 'two_ranks.py').write_text(TWO_RANKS)
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(root))
+    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+                           f'--master_port={port}', str(tmp_path / 'two_ranks.py'), str(tmp_path / 'work')],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    ranks = [json.loads((tmp_path / 'work' / f'rank{r}.json').read_text()) for r in (0, 1)]
+    for r in ranks:
+        assert r['holding'] == [False] * 6  # iterations 1-6: no gathered gradient copy left from epoch 1
+    assert ranks[0]['published'] == ['epoch_1.pth', 'last_checkpoint', 'epoch_2.pth', 'last_checkpoint']
+    assert ranks[1]['published'] == []
+    with mmengine_checkpoints():
+        first, second = (torch.load(tmp_path / 'work' / f'epoch_{e}.pth') for e in (1, 2))
+    grads = first['resume_state']['grads']
+    assert grads and {n: g.tolist() for n, g in grads.items()} == ranks[0]['pending']
+    assert second['resume_state']['grads'] is None and second['resume_state']['world_size'] == 2
