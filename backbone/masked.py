@@ -98,7 +98,8 @@ class MaskedConvNeXtV2(ConvNeXtV2):
     (N, C, H/32, W/32) features that equal a submanifold sparse ConvNeXt V2 on the visible patches.
 
     Args:
-        grn_pooling: 'sample' (paper) or 'batch' (official PyTorch MinkowskiGRN, ConvNeXt-V2 issue #86).
+        grn_pooling: 'sample' (paper) or 'batch' (official PyTorch MinkowskiGRN, one norm
+            over the batch: github.com/facebookresearch/ConvNeXt-V2/issues/86).
         path: 'visible' (per-position layers on visible tokens) or 'dense' (mask everywhere); both equal the
             official MinkowskiEngine encoder, which is therefore not needed (its checkpoints load, backbone.checkpoint).
         with_cp: activation checkpointing per block (recomputed in backward), as `ConvNeXtV2`.

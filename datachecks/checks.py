@@ -1,4 +1,4 @@
-"""Pre-flight data checks (issue 8): read every COCO annotation file and segmentation label map that a config trains
+"""Pre-flight data checks: read every COCO annotation file and segmentation label map that a config trains
 or validates on before any runner exists, so that bad annotations give an error naming the file, record and key, or a
 named, counted skip, instead of a bare KeyError at dataset build or an IndexError in the loss mid-training.
 
@@ -9,8 +9,10 @@ import json
 import logging
 import os
 import os.path as osp
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from mmengine.dist import get_rank, is_distributed
 from mmengine.logging import print_log
 from mmengine.registry import DATASETS
 
@@ -45,6 +47,21 @@ def lazy_dataset(ds_cfg: dict, scope):
     return kind, cls(**args, lazy_init=True)
 
 
+def global_rank() -> int:
+    """This process's rank in the process group; before one exists, RANK (torchrun) or SLURM_PROCID (srun), else 0.
+    Never LOCAL_RANK / SLURM_LOCALID: every node has a local rank 0."""
+    if is_distributed():
+        return get_rank()
+    return int(os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0')))
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, within a Slurm task also SLURM_CPUS_PER_TASK."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    slurm = os.environ.get('SLURM_CPUS_PER_TASK', '')
+    return max(1, min(cpus, int(slurm)) if slurm.isdigit() else cpus)
+
+
 def with_mask(ds_cfg: dict) -> bool:
     return any(isinstance(t, dict) and str(t.get('type')).endswith('LoadAnnotations') and t.get('with_mask')
                for t in ds_cfg.get('pipeline', []))
@@ -53,9 +70,13 @@ def with_mask(ds_cfg: dict) -> bool:
 def check(cfg, use_cache: bool = True, splits=('train', 'val')) -> dict:
     """Check the datasets of cfg's dataloaders of `splits` (training: train and val, which the runner builds);
     {split: [summary, ...]}. Skips are logged as warnings; problems raise DataError after every dataset was read.
-    Only rank 0 (env RANK) checks."""
-    if int(os.environ.get('RANK', '0')) != 0:
+    Only global rank 0 checks (`global_rank`), with one decoding thread per usable CPU."""
+    rank, threads = global_rank(), usable_cpus()
+    if rank != 0:
         return {}
+    # every process that checks says so (mmengine's logger shows rank 0 only): a job counts one such line
+    print(f'preflight: global rank 0 checks the {"/".join(splits)} data ({threads} threads)', file=sys.stderr,
+          flush=True)
     cache_file = osp.join(cfg.work_dir, CACHE) if use_cache and cfg.get('work_dir') else None
     cache = {}
     if cache_file and osp.isfile(cache_file):
@@ -66,7 +87,7 @@ def check(cfg, use_cache: bool = True, splits=('train', 'val')) -> dict:
             print_log(f'preflight: {cache_file} is not a cache this tool wrote; rescanning', logger='current',
                       level=logging.WARNING)
     result, problems, done = {}, [], {}
-    with ThreadPoolExecutor(max_workers=min(32, 4 * (os.cpu_count() or 1))) as pool:
+    with ThreadPoolExecutor(max_workers=threads) as pool:
         for split in splits:
             loader = cfg.get(f'{split}_dataloader') or {}
             for ds_cfg in leaf_datasets(loader.get('dataset')):

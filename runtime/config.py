@@ -1,10 +1,8 @@
 """The config side of every entry script: load a config with overrides, re-point its data, set the launcher, AMP,
 the pretrained checkpoint and the checkpoint to resume from, before mmengine's Runner is built."""
-import datetime
 import logging
 import os
 import os.path as osp
-import subprocess
 import sys
 
 import torch
@@ -42,8 +40,8 @@ def load_cfg(config: str, cfg_options: dict, work_dir: str | None, launcher: str
             retarget_data_root(cfg[key], old_root, cfg.data_root)
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
     cfg.launcher = launcher
-    if amp or amp_dtype:
-        cfg.optim_wrapper.update(type='AmpOptimWrapper', loss_scale='dynamic')
+    if amp or amp_dtype:  # mmengine's AmpOptimWrapper on a GPU, autocast on the CPU (runtime/amp.py)
+        cfg.optim_wrapper.update(type='DeviceAmpOptimWrapper', loss_scale='dynamic')
         if amp_dtype:
             cfg.optim_wrapper.dtype = amp_dtype
     if not torch.cuda.is_available():
@@ -51,46 +49,16 @@ def load_cfg(config: str, cfg_options: dict, work_dir: str | None, launcher: str
     return cfg
 
 
-def slurm_env() -> dict:
-    """RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT of this srun task, as mmengine's slurm launcher sets
-    them (MASTER_* from the environment when given; else the first node of SLURM_NODELIST and port 29500)."""
-    missing = [k for k in ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST') if k not in os.environ]
-    if missing:
-        raise RuntimeError(f'--launcher slurm: {", ".join(missing)} not set; start the tasks with srun '
-                           '(tools/slurm_train.sh)')
-    env = dict(RANK=os.environ['SLURM_PROCID'], WORLD_SIZE=os.environ['SLURM_NTASKS'],
-               LOCAL_RANK=os.environ.get('SLURM_LOCALID', '0'), MASTER_PORT=os.environ.get('MASTER_PORT', '29500'))
-    if 'MASTER_ADDR' not in os.environ:
-        nodes = os.environ['SLURM_NODELIST']
-        try:
-            env['MASTER_ADDR'] = subprocess.run(['scontrol', 'show', 'hostnames', nodes], capture_output=True,
-                                                text=True, check=True).stdout.split()[0]
-        except (OSError, subprocess.CalledProcessError, IndexError) as e:
-            raise RuntimeError(f'--launcher slurm: no master address from `scontrol show hostnames {nodes}` '
-                               f'({type(e).__name__}: {e}); set MASTER_ADDR') from None
-    return env
-
-
 def use_cpu(cfg: Config):
-    """Without CUDA: fp32 (AmpOptimWrapper asserts a GPU, for float16 and bfloat16 alike), gloo instead of NCCL
-    (mmengine's init_dist would call torch.cuda.set_device), for torchrun and srun tasks, DDP without device ids."""
+    """Without CUDA: mmengine's AmpOptimWrapper (it asserts a GPU) -> DeviceAmpOptimWrapper, which autocasts on the
+    CPU in optim_wrapper.dtype (float32 without one). The process group and DDP's device
+    ids: runtime.dist.setup_dist."""
     if cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper':
-        print('runtime: no CUDA device, so AmpOptimWrapper -> OptimWrapper (fp32)', file=sys.stderr)
-        cfg.optim_wrapper.type = 'OptimWrapper'
-        for key in ('loss_scale', 'dtype'):
-            cfg.optim_wrapper.pop(key, None)
-    if cfg.launcher == 'none':
-        return
-    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
-    if not torch.distributed.is_initialized():
-        if cfg.launcher == 'slurm':
-            os.environ.update(slurm_env())
-        timeout = datetime.timedelta(seconds=cfg.env_cfg.dist_cfg.get('timeout', 1800))  # a hung peer: bounded wait
-        torch.distributed.init_process_group('gloo', timeout=timeout)  # env:// rendezvous
-    wrapper = cfg.get('model_wrapper_cfg') or dict(
-        type='MMDistributedDataParallel', broadcast_buffers=False,
-        find_unused_parameters=cfg.get('find_unused_parameters', False))
-    cfg.model_wrapper_cfg = dict(wrapper, device_ids=None)  # CPU modules take no device ids
+        dtype = cfg.optim_wrapper.get('dtype')
+        how = f'{dtype} autocast' if dtype else 'float32: no optim_wrapper.dtype'
+        print(f'runtime: no CUDA device, so AmpOptimWrapper -> DeviceAmpOptimWrapper ({how} on the CPU)',
+              file=sys.stderr)
+        cfg.optim_wrapper.type = 'DeviceAmpOptimWrapper'
 
 
 def pretrained_inits(node, path: str):
@@ -141,3 +109,45 @@ def set_resume(cfg: Config, resume: str) -> tuple[str, int]:
     cfg.resume, cfg.load_from = path is not None, path
     keep_seed(cfg)
     return message, level
+
+
+def scale_lr(cfg: Config, world_size: int, auto_scale: bool = False) -> tuple[str, int] | None:
+    """Set this run's lr by the linear scaling rule from its effective batch (world size × train_dataloader.batch_size
+    × optim_wrapper.accumulative_counts) and the batch the recipe was written for (auto_scale_lr.base_batch_size).
+    Pre-training and fine-tuning state `blr`: lr = blr × batch / 256 (paper A.2, main_pretrain.py); an explicit
+    optimizer lr (the official --lr; detection and segmentation) is the lr at the recipe's batch. `auto_scale`
+    (--auto-scale-lr, or auto_scale_lr.enable): lr follows the effective batch; otherwise the recipe's lr, with a
+    warning when the batches differ. `min_lr` (the official --min_lr, an absolute floor): every CosineAnnealingLR
+    without eta_min gets eta_min_ratio = min_lr / lr, so each group ends at min_lr × its layer-decay scale.
+    Returns (log line, level) for the run's log, or None for a config without an optimizer lr or blr."""
+    wrapper, scaling = cfg.get('optim_wrapper') or {}, cfg.get('auto_scale_lr') or {}
+    opt, base = wrapper.get('optimizer') or {}, scaling.get('base_batch_size')
+    auto_scale = auto_scale or scaling.get('enable', False)
+    explicit = opt.get('lr') is not None
+    if base is None and (auto_scale or ('blr' in cfg and not explicit)):
+        raise KeyError(f'{"--auto-scale-lr" if auto_scale else "blr"}: {getattr(cfg, "filename", "the config")} has '
+                       'no auto_scale_lr.base_batch_size (the effective batch its lr was written for)')
+    if base is None or not (explicit or 'blr' in cfg):
+        return None
+    batch, accumulation = cfg.train_dataloader.batch_size, wrapper.get('accumulative_counts', 1)
+    effective = world_size * batch * accumulation
+    if explicit:
+        lr0, rule = opt['lr'], f'{opt["lr"]:g} × {{n}} / {base}'
+    else:
+        lr0, rule = cfg.blr * base / 256, f'blr × {{n}} / 256 = {cfg.blr:g} × {{n}} / 256'
+    lr = lr0 * effective / base if auto_scale else lr0
+    opt['lr'] = lr
+    cfg.auto_scale_lr = dict(scaling, enable=False, base_batch_size=base)  # done here: mmengine must not scale again
+    if cfg.get('min_lr') is not None:
+        schedulers = cfg.get('param_scheduler') or []
+        for s in [schedulers] if isinstance(schedulers, dict) else schedulers:
+            if s.get('type') == 'CosineAnnealingLR' and s.get('eta_min') is None:
+                s['eta_min_ratio'] = cfg.min_lr / lr
+    head = f'lr: world size {world_size} × batch {batch} × accumulation {accumulation} = effective {effective}; '
+    if auto_scale:
+        return head + f'lr = {rule.format(n=effective)} = {lr:.4g} (--auto-scale-lr; recipe batch {base})', logging.INFO
+    if effective == base:
+        return head + f'lr = {rule.format(n=base)} = {lr:.4g}', logging.INFO
+    return head + (f'but the recipe is for batch {base} (auto_scale_lr.base_batch_size): lr stays '
+                   f'{rule.format(n=base)} = {lr:.4g}; --auto-scale-lr gives {rule.format(n=effective)} = '
+                   f'{lr0 * effective / base:.4g}'), logging.WARNING

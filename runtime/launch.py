@@ -13,7 +13,8 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from .config import check_pretrained, load_cfg, set_pretrained, set_resume
+from .config import check_pretrained, load_cfg, scale_lr, set_pretrained, set_resume
+from .dist import setup_dist
 from .evaluation import TASKS, add_dump, enable_tta, enable_visualization, to_json
 
 
@@ -34,14 +35,13 @@ def train(config: str, work_dir: str | None = None, resume: str | None = None, a
           amp_dtype: str | None = None, auto_scale_lr: bool = False, pretrained: str | None = None,
           cfg_options: dict | None = None, launcher: str = 'none', compile: bool = False,
           preflight: bool = True) -> Runner:
-    """Train `config`; `resume='auto'` continues from the work dir's last complete checkpoint, a path from that file."""
+    """Train `config`; `resume='auto'` continues from the work dir's last complete checkpoint, a path from that file.
+    The process group is up (setup_dist) before anything reads the rank or the world size (lr, preflight)."""
     cfg = load_cfg(config, cfg_options or {}, work_dir, launcher, amp, amp_dtype)
+    _, world_size = setup_dist(cfg)
     if pretrained:
         set_pretrained(cfg, pretrained)
-    if auto_scale_lr:
-        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
-            raise KeyError(f'--auto-scale-lr: {config} has no auto_scale_lr.base_batch_size')
-        cfg.auto_scale_lr.enable = True
+    lr = scale_lr(cfg, world_size, auto_scale_lr)
     if compile:
         cfg.compile = True  # mmengine compiles train_step / val_step / test_step with torch.compile
     choice = set_resume(cfg, resume) if resume else None
@@ -49,8 +49,8 @@ def train(config: str, work_dir: str | None = None, resume: str | None = None, a
     if preflight:
         datachecks.check(cfg)  # bad annotations: a named error or counted skip now, not a crash mid-training
     runner = build_runner(cfg)
-    if choice:
-        print_log(choice[0], logger=runner.logger, level=choice[1])  # in the run's own log
+    for message, level in filter(None, (lr, choice)):
+        print_log(message, logger=runner.logger, level=level)  # in the run's own log
     runner.train()
     leave_process_group()
     return runner
@@ -65,6 +65,7 @@ def test(config: str, checkpoint: str, work_dir: str | None = None, out: str | N
     if not osp.isfile(local):
         raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
     cfg = load_cfg(config, cfg_options or {}, work_dir, launcher)
+    setup_dist(cfg)
     cfg.load_from = local
     task = TASKS.get(cfg.get('default_scope'), 'cls')
     if show_dir:

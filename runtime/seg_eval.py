@@ -14,7 +14,8 @@ from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
 from .config import load_cfg
-from .evaluation import enable_tta, enable_visualization
+from .dist import setup_dist
+from .evaluation import enable_tta, enable_visualization, set_tta_flip, test_time_aug  # noqa: F401 (set_tta_flip: API)
 from .launch import build_runner, leave_process_group
 
 
@@ -33,21 +34,6 @@ class PerClassIoUMetric(IoUMetric):
         return metrics
 
 
-def test_time_aug(pipeline: list) -> dict:
-    """The one TestTimeAug transform of a tta_pipeline: transforms = [[resizes], [flips], [load gt], [pack]]."""
-    tta = [t for t in pipeline if t.get('type') == 'TestTimeAug']
-    if len(tta) != 1 or not any(group and group[0].get('type') == 'RandomFlip' for group in tta[0]['transforms']):
-        raise ValueError('tta_pipeline: expected one TestTimeAug transform with a group of RandomFlip transforms')
-    return tta[0]
-
-
-def set_tta_flip(pipeline: list, flip: bool) -> None:
-    """Make the TestTimeAug flip group [no flip] or [no flip, horizontal flip] (mmseg's two-transform form)."""
-    for group in test_time_aug(pipeline)['transforms']:
-        if group[0].get('type') == 'RandomFlip':
-            group[:] = [dict(type='RandomFlip', prob=p, direction='horizontal') for p in ((0., 1.) if flip else (0.,))]
-
-
 def default_work_dir(config: str, work_dir: str | None) -> str:
     return work_dir or osp.join('work_dirs', osp.splitext(osp.basename(config))[0])
 
@@ -58,6 +44,7 @@ def build_cfg(config: str, checkpoint: str, multi_scale: bool, work_dir: str | N
     """The config of one pass: the config's own test (single scale) or its tta_pipeline under its tta_model."""
     mode = 'multi_scale' if multi_scale else 'single_scale'
     cfg = load_cfg(config, cfg_options or {}, osp.join(default_work_dir(config, work_dir), mode), launcher)
+    setup_dist(cfg)  # the process group of a torchrun / srun task (once; a second pass finds it up)
     # a name of its own per pass: mmengine keeps one logger and one visualizer (save_dir) per experiment name
     cfg.experiment_name = f'{osp.basename(config)[:-3]}_{mode}_{datetime.now():%Y%m%d_%H%M%S_%f}'
     cfg.visualizer['name'] = cfg.experiment_name  # mmseg's runtime names it 'visualizer' for every run
@@ -73,10 +60,7 @@ def build_cfg(config: str, checkpoint: str, multi_scale: bool, work_dir: str | N
             raise KeyError(f'{config}: no tta_pipeline for the multi-scale test (seg_configs/_base_/'
                            f'ade20k_ms_test.py)')
         cfg.tta_flip = bool(flip or cfg.get('tta_flip', False))
-        set_tta_flip(cfg.tta_pipeline, cfg.tta_flip)
-        if cfg.get('tta_mode'):  # the multi-scale pass only: 'whole' is ConvNeXt V1's protocol
-            cfg.model.test_cfg['mode'] = cfg.tta_mode
-        enable_tta(cfg, 'seg')
+        enable_tta(cfg, 'seg')  # scales, flip and tta_mode (the multi-scale pass only) as tools/test.py --tta
     return cfg
 
 

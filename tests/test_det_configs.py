@@ -47,7 +47,7 @@ def test_recipe_values(path):
     assert cfg.train_dataloader.batch_size * 8 == cfg.auto_scale_lr.base_batch_size == 32
     opt = cfg.optim_wrapper.optimizer
     assert dict(opt) == dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05)  # no SGD leftovers
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.type == 'DeviceAmpOptimWrapper'  # mmengine's AmpOptimWrapper on a GPU
     assert cfg.model.test_cfg.rcnn.nms.type == 'soft_nms' and cfg.model.test_cfg.rpn.nms.type == 'nms'
     data = cfg.train_dataloader.dataset
     assert (data.type, data.data_root, data.ann_file) == ('CocoDataset', 'data/coco/', 'annotations/'
@@ -79,8 +79,11 @@ def test_cnx2_leaf(letter):
     assert cfg.custom_imports.imports == ['backbone', 'runtime']
 
 
-def test_widths_table_equals_variants():
+def test_widths_table_equals_variants(monkeypatch):
     assert load('mask_rcnn_cnx2_t.py').widths == {k: list(v['dims']) for k, v in VARIANTS.items()}
+    # one table: the config reads backbone.VARIANTS, so a size added there appears without editing the config
+    monkeypatch.setitem(VARIANTS, 'probe', dict(depths=(1, 1, 1, 1), dims=(8, 16, 32, 64)))
+    assert load('mask_rcnn_cnx2_t.py').widths['probe'] == [8, 16, 32, 64]
 
 
 def test_swin_configs():

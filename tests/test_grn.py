@@ -1,10 +1,13 @@
 """GRN against the paper's formula (numpy, float64) and timm's implementation, with random γ, β; half precision."""
+import copy
+
 import numpy as np
 import pytest
 import torch
 from timm.layers.grn import GlobalResponseNorm
 
 from backbone import GRN
+from backbone.masked import masked_grn
 
 
 def paper_grn(x, gamma, beta, eps=1e-6):
@@ -47,3 +50,29 @@ def test_grn_half_precision_large_activations_stay_finite(dtype):
         out = grn(x.to(dtype))
     assert out.dtype == dtype and torch.isfinite(out).all()
     torch.testing.assert_close(out.float(), grn(x.to(dtype).float()), rtol=2e-2, atol=2e-2 * 300)
+
+
+BEYOND_FP16 = (2, 80, 80, 8)  # values ~1e3 over 80×80 sites: L2 norm ≈ 8e4 > 65504, the float16 maximum
+
+
+@pytest.mark.parametrize('pooling', [None, 'sample', 'batch'])  # None: the dense GRN; else backbone/masked.py
+@pytest.mark.parametrize('mode', ['autocast bfloat16', 'autocast float16', 'float16 tensor'])
+def test_grn_statistics_in_float32_beyond_float16_range(mode, pooling):
+    """Even the norm itself exceeds float16 (not only the sum of squares): GRN must compute Gx in float32, under
+    CPU autocast as the block feeds it (the previous Linear's low-precision output) and on a float16 tensor."""
+    torch.manual_seed(3)
+    grn = random_grn(8, torch.float32)
+    dtype = torch.bfloat16 if 'bfloat16' in mode else torch.float16
+    x = (torch.randn(*BEYOND_FP16) * 1e3).to(dtype)
+    keep = (torch.rand(2, 80, 80, 1) > 0.4).to(dtype)  # visible sites of an FCMAE mask
+    assert torch.isinf(x[0].float().norm().to(torch.float16))  # a float16 norm would overflow
+
+    def run(grn, x, keep):
+        return grn(x) if pooling is None else masked_grn(grn, x, keep, pooling)
+    with torch.autocast('cpu', dtype=dtype, enabled=mode.startswith('autocast')):
+        out = run(grn, x, keep)
+    expected = run(copy.deepcopy(grn).double(), x.double(), keep.double())  # same rounded inputs, float64 statistics
+    assert out.dtype == dtype and torch.isfinite(out).all()
+    # measured max relative error 3.9e-3 (bfloat16 output rounding, 2^-8), 4.9e-4 (float16, 2^-11)
+    rtol = 8e-3 if dtype == torch.bfloat16 else 1e-3
+    torch.testing.assert_close(out.double(), expected, rtol=rtol, atol=1e-2)

@@ -9,11 +9,15 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from backbone.checkpoint import safe_load
+from datachecks import check
+from runtime import load_cfg
 from tools import test as test_tool
-from toydata import coco_instances
+from tools import train as train_tool
+from toydata import coco_instances, imagenet_folder
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -71,3 +75,48 @@ def test_dist_train_gloo_then_resume(tmp_path, runs):
         assert len(a['pred_instances']['scores']) > 0
         for key in ('bboxes', 'scores', 'labels'):
             torch.testing.assert_close(a['pred_instances'][key], b['pred_instances'][key], atol=1e-4, rtol=1e-4)
+
+
+def test_preflight_runs_on_global_rank_zero_only(tmp_path, monkeypatch, capsys, runs):
+    """Before the process group exists an srun task has SLURM_PROCID but no RANK: task 1 must not check (nor any
+    task of another node, whose local rank is 0 as well); rank 0 checks with one thread per CPU it may use."""
+    coco_instances(tmp_path / 'coco', train_images=2, val_images=1, size=(64, 48))
+    options = train_tool.parse_args(['x', '--cfg-options', *runs.det_toy_options(tmp_path / 'coco')]).cfg_options
+    cfg = load_cfg(CONFIG, options, str(tmp_path / 'work'), 'none')
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(('SLURM_', 'RANK', 'LOCAL_RANK'))}
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {0, 1, 2, 3})
+    for env in (dict(SLURM_PROCID='1', SLURM_LOCALID='0'), dict(RANK='1', LOCAL_RANK='0')):
+        monkeypatch.setattr(os, 'environ', dict(clean, **env))
+        assert check(cfg) == {} and 'preflight' not in capsys.readouterr().err, env
+    for env, threads in ((dict(SLURM_PROCID='0', SLURM_CPUS_PER_TASK='1'), 1), (dict(RANK='0'), 4)):
+        monkeypatch.setattr(os, 'environ', dict(clean, **env))
+        assert sorted(check(cfg)) == ['train', 'val']
+        line = f'preflight: global rank 0 checks the train/val data ({threads} threads)'
+        assert capsys.readouterr().err.count(line) == 1, env
+
+
+FINETUNE = osp.join(ROOT, 'pretrain', 'configs', 'finetune_cnx2_atto.py')
+TINY_FT = ['model.backbone.num_classes=2', 'train_cfg.max_epochs=1', 'optim_wrapper.accumulative_counts=1',
+           'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None', 'default_hooks.checkpoint.save_best=None'] + [
+    f'train_dataloader.{o}' for o in ('batch_size=2', 'num_workers=0', 'persistent_workers=False', 'pin_memory=False',
+                                      'dataset.pipeline.size=32')]
+
+
+def test_the_built_optimizer_has_the_lr_of_the_run(tmp_path, runs):
+    """Fine-tuning atto (blr 2e-4, recipe batch 1024) on 1 process × batch 2: --auto-scale-lr gives every parameter
+    group blr × 2 / 256 × its layer-decay scale and the cosine the floor min_lr 1e-6; without it the recipe's
+    2e-4 × 1024 / 256 = 8e-4 and a warning naming both batches."""
+    imagenet_folder(tmp_path / 'data', classes=2, train_per_class=1, val_per_class=1, size=32)
+    options = [f'data_root={tmp_path / "data"}', *TINY_FT]
+    for name, extra, lr in (('scaled', ['--auto-scale-lr'], 2e-4 * 2 / 256), ('recipe', [], 8e-4)):
+        runner = runs.train_here(FINETUNE, tmp_path / name, options, name, *extra)
+        groups = runner.optim_wrapper.optimizer.param_groups
+        assert max(g['initial_lr'] for g in groups) == pytest.approx(lr)  # the head: layer-decay scale 1
+        assert all(g['initial_lr'] == pytest.approx(lr * g['lr_scale']) for g in groups)
+        cosine = runner.param_schedulers[-1]
+        assert type(cosine).__name__ == 'CosineAnnealingLR' and cosine.eta_min_ratio * lr == pytest.approx(1e-6)
+        log = runs.last_log(tmp_path / name)
+        head = 'lr: world size 1 × batch 2 × accumulation 1 = effective 2; '
+        assert (head + 'lr = blr × 2 / 256 = 0.0002 × 2 / 256 = 1.563e-06 (--auto-scale-lr; recipe batch 1024)'
+                if extra else head + 'but the recipe is for batch 1024 (auto_scale_lr.base_batch_size): lr stays '
+                'blr × 1024 / 256 = 0.0002 × 1024 / 256 = 0.0008; --auto-scale-lr gives') in log

@@ -1,4 +1,4 @@
-"""FCMAE pre-training end to end on a generated ImageNet-style folder (issue 3, "Training"): tools/train.py on the atto
+"""FCMAE pre-training end to end on a generated ImageNet-style folder: tools/train.py on the atto
 config lowers the loss, skips a corrupt image by name, saves checkpoints that load strictly into ConvNeXtV2 and resume
 through tools/pretrain.sh; a NaN loss stops the run with the last good checkpoint intact; reconstructions are drawn."""
 import hashlib

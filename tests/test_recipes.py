@@ -1,5 +1,6 @@
 """Every pretrain/ config encodes docs/RECIPES.md exactly (a hand-typed table here), and the optimizers built from the
-configs give each parameter the lr scale and weight decay docs/RECIPES.md gives (hand-computed here)."""
+configs give each parameter the lr scale and weight decay docs/RECIPES.md gives (hand-computed here). The lr is set
+when a run starts (runtime.scale_lr): here for the official commands' single node of 8 GPUs."""
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from mmengine.registry import MODELS
 import backbone  # noqa: F401
 import pretrain  # noqa: F401
 from pretrain.data import build_transform
+from runtime import scale_lr
 
 CONFIGS = Path(__file__).resolve().parents[1] / 'pretrain' / 'configs'
 SIZES = ('atto', 'femto', 'pico', 'nano', 'tiny', 'base', 'large', 'huge')
@@ -26,6 +28,13 @@ FINETUNE = dict(
     base=(6.25e-4, 0.05, ('group', 0.6), 20, 100, 0.1, 0.8, 1.0, 0.1),
     large=(6.25e-4, 0.05, ('group', 0.6), 20, 100, 0.1, 0.8, 1.0, 0.2),
     huge=(1.25e-3, 0.05, ('single', 0.75), 10, 50, 0.1, 0.8, 1.0, 0.3))  # A.2: group-wise for B/L only; Table 11
+
+
+def on_8_gpus(cfg):
+    """cfg with the lr of the official commands' run: one node of 8 GPUs (TRAINING.md), the recipe's batch."""
+    assert 'lr' not in cfg.optim_wrapper.optimizer  # not frozen when the config is parsed
+    scale_lr(cfg, world_size=8)
+    return cfg
 
 
 def schedule(cfg, min_lr: float = 0.) -> tuple[int, int]:
@@ -58,15 +67,17 @@ def test_finetune_recipe(size):
     opt = cfg.optim_wrapper
     assert cfg.model.backbone.arch == size and cfg.model.backbone.drop_path_rate == drop_path
     assert cfg.model.backbone.head_init_scale == 0.001
-    assert cfg.blr == blr and opt.optimizer.lr == pytest.approx(blr * 1024 / 256) == cfg.lr
+    assert cfg.blr == blr and cfg.auto_scale_lr == dict(enable=False, base_batch_size=1024)
+    on_8_gpus(cfg)
+    assert opt.optimizer.lr == pytest.approx(blr * 1024 / 256)
     assert opt.optimizer.type == 'AdamW' and opt.optimizer.weight_decay == wd
     assert opt.constructor == 'ConvNeXtV2LayerDecayConstructor'
     assert (opt.paramwise_cfg.decay_type, opt.paramwise_cfg.decay_rate) == (rule, ld)
     assert schedule(cfg, min_lr=1e-6) == (warmup, epochs)  # official main_finetune.py --min_lr 1e-6
     assert cfg.model.label_smoothing == smoothing and cfg.model.reinit_head is True
     assert (cfg.model.mixup.mixup_alpha, cfg.model.mixup.cutmix_alpha) == (mixup, cutmix)
-    assert cfg.gpus * cfg.train_dataloader.batch_size * opt.accumulative_counts == 1024
-    assert opt.type == 'AmpOptimWrapper'
+    assert (opt.accumulative_counts, cfg.train_dataloader.batch_size) == (4, 32)  # official 8 GPUs × 32 × 4
+    assert opt.type == 'DeviceAmpOptimWrapper'  # mmengine's AmpOptimWrapper (fp16) on a GPU
     train = cfg.train_dataloader.dataset.pipeline
     assert (train.type, train.size, train.auto_augment, train.re_prob) == ('finetune', 224, 'rand-m9-mstd0.5-inc1', .25)
     ema = [h for h in cfg.custom_hooks if 'EMA' in h.type]
@@ -81,6 +92,8 @@ def test_finetune_recipe(size):
 def test_fcmae_recipe(size):
     cfg = Config.fromfile(CONFIGS / f'fcmae_cnx2_{size}.py')
     m, opt = cfg.model, cfg.optim_wrapper
+    assert cfg.blr == 1.5e-4 and cfg.auto_scale_lr == dict(enable=False, base_batch_size=4096)
+    on_8_gpus(cfg)
     assert (m.type, m.arch, m.patch_size, m.mask_ratio) == ('FCMAE', size, 32, 0.6)
     assert (m.decoder_depth, m.decoder_embed_dim, m.norm_pix_loss) == (1, 512, True)
     assert opt.optimizer.lr == pytest.approx(1.5e-4 * 4096 / 256) and opt.optimizer.lr == pytest.approx(2.4e-3)
@@ -88,7 +101,6 @@ def test_fcmae_recipe(size):
     assert opt.paramwise_cfg == dict(decay_rate=1.0, decay_type='single', grn_weight_decay=False)
     assert opt.constructor == 'FCMAEOptimWrapperConstructor' and opt.type == 'OptimWrapper'  # fp32
     assert m.init == 'trunc02' and cfg.train_dataloader.dataset.type == 'UnlabeledImageDataset'
-    assert cfg.gpus * cfg.train_dataloader.batch_size * opt.accumulative_counts == 4096
     assert (opt.accumulative_counts, cfg.train_dataloader.batch_size) == (8, 64)  # official 8 GPUs × 64 × 8
     assert schedule(cfg) == (40, 800)
     assert cfg.train_dataloader.dataset.pipeline == dict(type='fcmae', size=224, scale=(0.2, 1.0))
@@ -127,7 +139,7 @@ def recipe_layer_id(name: str, rule: str, depths) -> int:
 
 @pytest.mark.parametrize('size', ['atto', 'base', 'huge'])
 def test_finetune_optimizer_per_parameter(size):
-    cfg = Config.fromfile(CONFIGS / f'finetune_cnx2_{size}.py')
+    cfg = on_8_gpus(Config.fromfile(CONFIGS / f'finetune_cnx2_{size}.py'))
     with torch.device('meta'):  # names and shapes are all the optimizer constructor needs
         model = MODELS.build(cfg.model)
     wrapper = build_optim_wrapper(model, dict(cfg.optim_wrapper, type='OptimWrapper'))
@@ -156,7 +168,7 @@ def test_finetune_optimizer_per_parameter(size):
 def test_fcmae_optimizer_no_layer_decay_and_grn_weight_decay_switch(grn_weight_decay):
     """Default: GRN γ/β exempt as in fine-tuning; True: decayed as the official main_pretrain.py (timm
     add_weight_decay: only 1-D tensors and biases exempt; the mask token decays in both)."""
-    cfg = Config.fromfile(CONFIGS / 'fcmae_cnx2_atto.py')
+    cfg = on_8_gpus(Config.fromfile(CONFIGS / 'fcmae_cnx2_atto.py'))
     cfg.optim_wrapper.paramwise_cfg.grn_weight_decay = grn_weight_decay
     with torch.device('meta'):
         model = MODELS.build(cfg.model)
@@ -172,3 +184,18 @@ def test_fcmae_optimizer_no_layer_decay_and_grn_weight_decay_switch(grn_weight_d
     assert got['encoder.stages.2.5.grn.gamma'][1] == got['decoder.0.grn.beta'][1] == grn
     assert got['decoder.0.pwconv1.bias'][1] == got['encoder.stages.0.0.norm.weight'][1] == 0.
     assert got['mask_token'][1] == got['encoder.stages.2.5.pwconv1.weight'][1] == got['pred.weight'][1] == 0.05
+
+
+@pytest.mark.parametrize('config, benchmark, workers', [
+    ('pretrain/configs/fcmae_cnx2_atto.py', True, 10), ('pretrain/configs/finetune_cnx2_atto.py', True, 10),
+    ('det_configs/mask_rcnn_cnx2_a.py', False, 8), ('seg_configs/upernet_cnx2_a.py', True, 4)])
+def test_loader_cudnn_and_seed_settings(config, benchmark, workers):
+    """docs/RECIPES.md "Operational values": cuDNN autotuning as the official main_*.py (True), mmdet's and mmseg's
+    runtimes (False, True); workers as main_*.py (10), mmdet-V2 (8), mmseg's ADE20K (4); seed 0 + rank everywhere;
+    epoch-based training loaders restart their workers each epoch, seeded from the main RNG (exact resume)."""
+    cfg = Config.fromfile(CONFIGS.parents[1] / config)
+    loader = cfg.train_dataloader
+    assert cfg.env_cfg.cudnn_benchmark is benchmark and loader.num_workers == workers
+    assert cfg.randomness == dict(seed=0, diff_rank_seed=True)
+    if 'max_epochs' in cfg.train_cfg:  # epoch-based (segmentation: one iterator for the whole run)
+        assert loader.persistent_workers is False and loader.worker_init_fn == dict(type='epoch_worker_init_fn')

@@ -49,8 +49,11 @@ def test_ten_configs():
                                                                       'upernet_swin_l_simmim.py'])
 
 
-def test_widths_equal_variants():
+def test_widths_equal_variants(monkeypatch):
     assert load('upernet_cnx2_a.py').widths == {arch: list(v['dims']) for arch, v in VARIANTS.items()}
+    # one table: the config reads backbone.VARIANTS, so a size added there appears without editing the config
+    monkeypatch.setitem(VARIANTS, 'probe', dict(depths=(1, 1, 1, 1), dims=(8, 16, 32, 64)))
+    assert Config.fromfile(osp.join(ROOT, 'seg_configs', 'upernet_cnx2_a.py')).widths['probe'] == [8, 16, 32, 64]
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
@@ -61,7 +64,7 @@ def test_recipe_values(path):
     assert (warm_up.type, warm_up.begin, warm_up.end, warm_up.by_epoch) == ('LinearLR', 0, 1500, False)
     assert (poly.type, poly.power, poly.eta_min, poly.begin, poly.end) == ('PolyLR', 1.0, 0.0, 1500, 160000)
     optim = cfg.optim_wrapper
-    assert (optim.type, optim.optimizer.type, optim.optimizer.weight_decay) == ('AmpOptimWrapper', 'AdamW', 0.05)
+    assert (optim.type, optim.optimizer.type, optim.optimizer.weight_decay) == ('DeviceAmpOptimWrapper', 'AdamW', 0.05)
     assert optim.optimizer.lr in (1e-4, 2e-4, 3e-4)
     train = {t.type: t for t in cfg.train_dataloader.dataset.pipeline}
     assert (train['RandomResize'].scale, train['RandomResize'].ratio_range) == ((2048, 512), (0.5, 2.0))

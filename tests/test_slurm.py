@@ -1,6 +1,7 @@
 """tools/slurm_train.sh and slurm_test.sh on a real one-node Slurm (slurmctld, slurmd and munged started by the
-fixture): two tasks on gloo fine-tune atto; a task killed mid-job ends the job (srun --kill-on-bad-exit); the same
-command plus `--resume` ends bitwise equal to an uninterrupted two-task job; a 2-task test repeats its validation."""
+fixture): two tasks on gloo fine-tune atto, global rank 0 alone running the preflight; a task killed mid-job ends the
+job (srun --kill-on-bad-exit); the same command plus `--resume` ends bitwise equal to an uninterrupted two-task job;
+a 2-task test repeats its validation."""
 import json
 import os
 import re
@@ -176,6 +177,9 @@ def test_slurm_train_killed_then_resumed_matches_uninterrupted(slurm, tmp_path):
     log, status = srun_job(slurm, tmp_path, 'slurm_train.sh', 'full', str(tmp_path / 'full'))  # 2 iterations/epoch
     assert status == 0, log[-5000:]
     assert 'Distributed launcher: slurm' in log and 'Distributed training: True' in log and 'GPU number: 2' in log
+    # both tasks' output: the preflight ran once, on global rank 0, with the task's one CPU (--cpus-per-task 1)
+    assert log.count('preflight: global rank 0 checks') == 1 and '(1 threads)' in log, log[-3000:]
+    assert 'lr: world size 2 × batch 2 × accumulation 1 = effective 4; but the recipe is for batch 1024' in log
     val = set(re.findall(r'Epoch\(val\) \[2\]\[1/1\] +accuracy/top1: ([0-9.]+)', log))  # EMA (raw: raw/...)
     assert len(val) == 1, log[-3000:]  # 4 val images, 2 tasks × batch 2
 

@@ -3,9 +3,8 @@
 # Large only.
 _base_ = './finetune_cnx2_base.py'
 blr, warmup_epochs, epochs = 1.25e-3, 10, 50
-lr = blr * _base_.batch / 256
 model = dict(backbone=dict(arch='huge', drop_path_rate=0.3))
-optim_wrapper = dict(optimizer=dict(lr=lr), paramwise_cfg=dict(decay_rate=0.75, decay_type='single'))
+optim_wrapper = dict(paramwise_cfg=dict(decay_rate=0.75, decay_type='single'))
 param_scheduler = [dict(_base_.param_scheduler[0], end=warmup_epochs),  # warm-up, then cosine to the last epoch
-                   dict(_base_.param_scheduler[1], begin=warmup_epochs, eta_min_ratio=_base_.min_lr / lr)]
+                   dict(_base_.param_scheduler[1], begin=warmup_epochs)]
 train_cfg = dict(max_epochs=epochs)

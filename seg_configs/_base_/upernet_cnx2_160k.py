@@ -7,9 +7,10 @@ _base_ = [
 custom_imports = dict(imports=['backbone', 'runtime'], allow_failed_imports=False)
 runner_type = 'SafeLoadRunner'  # mmengine's Runner; its checkpoint loads allow exactly what mmengine pickles
 
-widths = dict(  # stage widths per arch = backbone.VARIANTS dims (tests/test_seg_configs.py); the heads' in_channels
-    atto=[40, 80, 160, 320], femto=[48, 96, 192, 384], pico=[64, 128, 256, 512], nano=[80, 160, 320, 640],
-    tiny=[96, 192, 384, 768], base=[128, 256, 512, 1024], large=[192, 384, 768, 1536], huge=[352, 704, 1408, 2816])
+# The heads' in_channels per arch: the stage widths of backbone.VARIANTS, the one table of sizes. A plain mmengine
+# config runs its code (`_base_` first keeps it non-lazy), so the import is executed and the module left out.
+import backbone  # noqa: E402
+widths = {arch: list(v['dims']) for arch, v in backbone.VARIANTS.items()}
 checkpoint_file = None  # mmseg's base names an mmpretrain URL here; each leaf names its released weights (zoo)
 crop_size = (512, 512)
 num_classes = 150
@@ -26,12 +27,19 @@ model = dict(
     auxiliary_head=dict(in_channels=widths['base'][2], num_classes=num_classes),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341)))  # single-scale: 512 windows, 2/3 stride
 
-train_dataloader = dict(batch_size=2)  # × 8 GPUs = 16 (A.4)
+# × 8 GPUs = 16 (A.4); 4 persistent workers from mmseg's ade20k.py L43-45: one iterator serves the whole
+# iteration-based run, so its workers start once either way.
+train_dataloader = dict(batch_size=2)
+# lr 1e-4 is for an effective batch of 16; another batch keeps it with a warning, --auto-scale-lr: 1e-4 × batch / 16
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+# cuDNN autotuning on, as mmseg's default_runtime.py L2-3: 512 crops and 512 sliding windows, one shape to tune.
+# Seed 0 + rank as the ConvNeXt V2 image stages (main_finetune.py L143, L190): a rerun repeats, ranks differ.
+env_cfg = dict(cudnn_benchmark=True)
+randomness = dict(seed=0, diff_rank_seed=True)
 
 optim_wrapper = dict(
     _delete_=True,  # mmseg's schedule is SGD with momentum; its keys do not fit AdamW + layer decay
-    type='AmpOptimWrapper',
+    type='DeviceAmpOptimWrapper',  # mmengine's AmpOptimWrapper (fp16) on a GPU; on a CPU float32 (runtime/amp.py)
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='ConvNeXtV2LayerDecayConstructor',
     # num_layers is derived from the arch by the constructor: 6 for atto…tiny, 12 for base…huge (docs/RECIPES.md)
@@ -42,5 +50,8 @@ param_scheduler = [
     dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=1500, end=160000),
 ]
 train_cfg = dict(max_iters=160000, val_interval=16000)
-default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))  # temporary file, fsync, rename (runtime/atomic.py)
+# atomic checkpoints (runtime/atomic.py); the last one also published weights-only (runtime/publish.py)
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'), publish=dict(type='PublishCheckpointHook'))
+# mmseg's visualizer with TensorBoard curves beside vis_data/scalars.json; tools/train.py --vis-backend switches
+visualizer = dict(vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
 custom_hooks = [dict(type='ResumeStateHook')]  # RNG state and pending gradients come back on --resume

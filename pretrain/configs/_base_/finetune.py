@@ -6,12 +6,16 @@ _base_ = ['./runtime.py']
 data_root = 'data/imagenet/'  # ImageNet-style folder: {train,val}/<class>/*.JPEG, the same classes in both
 img_size = 224
 num_classes = 1000
-gpus, batch_per_gpu, accumulative_counts = 8, 32, 4  # official single-node command: 8 GPUs × 32, update_freq 4
-batch = gpus * batch_per_gpu * accumulative_counts  # 1024 effective; change accumulative_counts with the GPU count
+# lr = blr × effective batch / 256 (paper A.2), set when the run starts (runtime.config.scale_lr): effective batch =
+# world size × train_dataloader.batch_size × optim_wrapper.accumulative_counts. The recipe: 1024 = 8 GPUs × 32 × 4
+# (official single-node command, update_freq 4). Another batch keeps the recipe's lr with a warning;
+# --auto-scale-lr: blr × its batch / 256 (the official main_finetune.py rule); optim_wrapper.optimizer.lr=X: X.
 blr = 6.25e-4  # TRAINING.md (the paper text says 6.25e-3)
-lr = blr * batch / 256  # linear scaling rule
+auto_scale_lr = dict(enable=False, base_batch_size=1024)
 warmup_epochs, epochs = 20, 100
-min_lr = 1e-6  # official main_finetune.py --min_lr default, times each group's layer-decay scale
+# official main_finetune.py --min_lr default, an absolute floor (times each group's layer-decay scale): the cosine's
+# eta_min_ratio = min_lr / lr is set with the lr when the run starts
+min_lr = 1e-6
 
 model = dict(
     type='ImageClassifier',
@@ -21,9 +25,10 @@ model = dict(
     label_smoothing=0.1,
     reinit_head=True)  # --pretrained: head re-initialised even if the checkpoint has one (main_finetune.py)
 
-# workers restart each epoch, seeded from the (restored) main RNG: exact resume (runtime/resume.py)
+# 10 workers, pinned memory, drop last: main_finetune.py L165-166, L224-230. Workers restart each epoch (as the
+# official DataLoader: no persistent_workers), seeded from the main RNG that a resume restores (runtime/resume.py).
 train_dataloader = dict(
-    batch_size=batch_per_gpu, num_workers=10, persistent_workers=False,
+    batch_size=32, num_workers=10, persistent_workers=False,
     worker_init_fn=dict(type='epoch_worker_init_fn'),
     pin_memory=True, drop_last=True,  # timm's batch mixup needs even batches
     sampler=dict(type='DefaultSampler', shuffle=True), collate_fn=dict(type='default_collate'),
@@ -39,16 +44,15 @@ val_evaluator = dict(type='TopKAccuracy', topk=(1, 5))
 test_evaluator = val_evaluator
 
 optim_wrapper = dict(
-    type='AmpOptimWrapper', accumulative_counts=accumulative_counts,  # AMP (fp16, dynamic loss scale) as --use_amp
-    optimizer=dict(type='AdamW', lr=lr, weight_decay=0.05),
+    type='DeviceAmpOptimWrapper', accumulative_counts=4,  # fp16 AMP as --use_amp (runtime/amp.py)
+    optimizer=dict(type='AdamW', weight_decay=0.05),  # lr: from blr when the run starts
     constructor='ConvNeXtV2LayerDecayConstructor',
     paramwise_cfg=dict(decay_rate=0.6, decay_type='group'))  # GRN γ/β, biases, 1-D tensors: no weight decay
 # per-iteration linear warm-up, then cosine to min_lr at the last epoch (train_cfg). The official warm-up starts at 0;
 # mmengine's LinearLR is multiplicative and cannot (start_factor 0 divides by 0): 1e-4·lr, a deliberate deviation.
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=warmup_epochs, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min_ratio=min_lr / lr, by_epoch=True, begin=warmup_epochs,
-         convert_to_iter_based=True)]
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=warmup_epochs, convert_to_iter_based=True)]  # to min_lr
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs, val_interval=1)
 val_cfg = dict(type='RawAndEMAValLoop')  # raw and EMA weights validated each epoch (official --model_ema_eval)
 test_cfg = dict(type='TestLoop')

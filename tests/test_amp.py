@@ -1,0 +1,119 @@
+"""Mixed precision on the CPU (runtime/amp.py): DeviceAmpOptimWrapper autocasts in the dtype asked for, loss-scales
+float16 only and keeps mmengine's checkpoint layout; `tools/train.py --amp-dtype bfloat16` trains every stage (FCMAE
+visible path, fine-tuning, Mask R-CNN, UPerNet; atto, toy data, CPU-sized heads) under bfloat16 autocast, with finite
+losses close to the float32 run of the same seed; Mask R-CNN does not yet (mmcv's nms refuses bfloat16: xfail).
+~1.5 min on one core (UPerNet's and Mask R-CNN's runner builds dominate)."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.optim import build_optim_wrapper
+from mmengine.optim.optimizer import amp_optimizer_wrapper
+
+import runtime.launch
+import toydata
+from runtime.amp import DeviceAmpOptimWrapper
+from toyruns import CONFIGS, Toy
+from toyruns.stages import ROOT
+
+pytestmark = pytest.mark.usefixtures('one_thread')  # conftest.py
+
+
+def wrapper(dtype, model=None, **kwargs):
+    model = model or nn.Linear(4, 3)
+    return model, build_optim_wrapper(model, dict(type='DeviceAmpOptimWrapper', dtype=dtype,
+                                                  optimizer=dict(type='SGD', lr=0.1), **kwargs))
+
+
+@pytest.mark.parametrize('dtype, scaled', [(None, False), ('bfloat16', False), ('float16', True)])
+def test_cpu_autocast_in_the_dtype_asked_for(dtype, scaled):
+    model, optim = wrapper(dtype)
+    assert isinstance(optim, DeviceAmpOptimWrapper) and optim.device_type == 'cpu'
+    with optim.optim_context(model):
+        out = model(torch.randn(2, 4))
+    assert out.dtype == getattr(torch, dtype or 'float32')  # torch's autocast casts the Linear
+    assert optim.loss_scaler.is_enabled() == scaled
+    before = model.weight.detach().clone()
+    optim.update_params(out.float().pow(2).mean())
+    assert not torch.equal(model.weight, before)  # the step ran, unscaled gradients or not
+    state = optim.state_dict()
+    assert ('loss_scaler' in state) == scaled  # mmengine's key, only when a scale exists
+    if scaled:
+        assert state['loss_scaler']['scale'] == 65536.  # torch's GradScaler default, mmengine's 'dynamic'
+    _, fresh = wrapper(dtype, model)
+    fresh.load_state_dict(optim.state_dict())
+    fresh.load_state_dict(dict(optim.optimizer.state_dict(), loss_scaler={}))  # a checkpoint of a non-scaling run
+
+
+def test_bad_dtype_is_named():
+    with pytest.raises(ValueError, match=r"optim_wrapper.dtype='float64' on cpu: expected one of"):
+        wrapper('float64')
+
+
+def test_accelerator_parameters_get_mmengines_wrapper(monkeypatch):
+    """Parameters on CUDA: mmengine's AmpOptimWrapper.__init__ runs as it is (its GradScaler, its dtype); faked
+    here by the device lookup and mmengine's CUDA check, since this machine has no GPU."""
+    monkeypatch.setattr('runtime.amp.param_device', lambda optimizer: 'cuda')
+    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available', lambda: True)
+    with pytest.warns(UserWarning, match='CUDA is not available'):  # torch's scaler, built for the GPU it lacks
+        _, optim = wrapper('float16')
+    assert isinstance(optim.loss_scaler, amp_optimizer_wrapper.GradScaler) and optim.cast_dtype == torch.float16
+
+
+# ---- every stage, bf16 against fp32 -----------------------------------------------------------------------------
+@pytest.fixture(scope='module')
+def toy_data(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('amp')
+    return dict(fcmae=toydata.unlabeled(tmp / 'pool', images=4, size=(64, 64))['root'],
+                finetune=toydata.imagenet_folder(tmp / 'imagenet', classes=4, train_per_class=1, val_per_class=1,
+                                                 size=64)['root'],
+                det=toydata.coco_instances(tmp / 'coco', train_images=2, val_images=1, size=(128, 96))['root'],
+                seg=toydata.ade20k(tmp / 'ade', train_images=4, val_images=1, size=(64, 64))['root'])
+
+
+TOYS = dict(fcmae=dict(length=2, size=64, batch=4), finetune=dict(length=2, size=64, batch=4, images=4),
+            det=dict(length=2, size=128, batch=2, images=2), seg=dict(length=2, size=64, batch=2))  # 2 steps each
+EXTRA = dict(fcmae=['model.path=visible'], finetune=['model.backbone.drop_path_rate=0.'], det=[], seg=[])
+
+
+def train(stage, data, work, monkeypatch, *amp):
+    """tools/train.py on the stage's toy run (2 optimizer steps); returns (per-step losses, the output dtypes of the
+    first block's pwconv1 seen during training, the runner)."""
+    from tools import train as train_tool
+    toy = Toy(stage, str(data), **TOYS[stage], extra=EXTRA[stage])
+    seen, build = [], runtime.launch.build_runner
+
+    def build_and_watch(cfg):
+        runner = build(cfg)
+        model = runner.model
+        encoder = model.encoder if stage == 'fcmae' else model.backbone
+        encoder.stages[0][0].pwconv1.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+        return runner
+    monkeypatch.setattr(runtime.launch, 'build_runner', build_and_watch)
+    opts = toy.train_options() + ['default_hooks.logger.interval=1', f'experiment_name={stage}{"".join(amp)}']
+    if stage in ('det', 'seg'):
+        opts.append('model.backbone.init_cfg=None')
+    runner = train_tool.main([str(ROOT / CONFIGS[stage]), '--work-dir', str(work), *amp, '--no-preflight',
+                              '--cfg-options', *opts])
+    losses = list(runner.message_hub.get_scalar('train/loss').data[0])
+    return losses, set(seen), runner
+
+
+# |bf16 - fp32| / fp32 of the per-step losses, measured: FCMAE 3.2e-5, fine-tuning 6.9e-3, UPerNet 4.4e-5
+RELATIVE = dict(fcmae=1e-3, finetune=2e-2, seg=1e-3)
+MMCV_BF16 = pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
+    "mmcv 2.1.0's nms and RoIAlign kernels take float (CPU) or float/half (CUDA), not bfloat16: the RPN's nms "
+    'fails under bf16 autocast (expected scalar type Float but found BFloat16)'))
+
+
+@pytest.mark.parametrize('stage', ['fcmae', 'finetune', pytest.param('det', marks=MMCV_BF16), 'seg'])
+def test_bf16_training_step_on_cpu(stage, toy_data, tmp_path, monkeypatch):
+    bf16, dtypes16, runner = train(stage, toy_data[stage], tmp_path / 'bf16', monkeypatch, '--amp-dtype', 'bfloat16')
+    fp32, dtypes32, _ = train(stage, toy_data[stage], tmp_path / 'fp32', monkeypatch)
+    assert dtypes32 == {torch.float32} and dtypes16 == {torch.bfloat16}  # autocast active inside the step
+    assert isinstance(runner.optim_wrapper, DeviceAmpOptimWrapper) and runner.optim_wrapper.cast_dtype == torch.bfloat16
+    assert len(bf16) == len(fp32) == 2 and all(map(math.isfinite, bf16 + fp32))
+    rel = [abs(b - f) / abs(f) for b, f in zip(bf16, fp32)]
+    print(f'{stage}: fp32 {fp32}, bf16 {bf16}, relative difference {max(rel):.2e}')
+    assert 0 < max(rel) < RELATIVE[stage]  # not bit-equal (bf16 ran), yet close
