@@ -13,6 +13,7 @@ import numpy as np
 import timm.data.auto_augment as timm_aa
 import torch
 import torchvision.transforms as T
+from mmengine.dist import broadcast_object_list, get_rank, is_distributed
 from mmengine.logging import print_log
 from mmengine.registry import DATASETS
 from PIL import Image
@@ -116,16 +117,63 @@ def read_list(path: Path) -> list[str]:
     return [os.path.join(path.parent, line) if not os.path.isabs(line) else line for line in lines if line]
 
 
+class PathTable:
+    """(path, label or None) pairs held in numpy arrays: the paths' bytes after their common prefix, one buffer, with
+    offsets, and int64 labels. Forked loader workers only read these arrays, so copy-on-write copies none of them
+    (a list of 1.28M (path, label) tuples is copied page by page into each worker as its refcounts are touched, in
+    every epoch when workers restart), as mmengine's BaseDataset serialises its data_list for the same reason."""
+
+    def __init__(self, paths: list, labels: list | None = None):
+        self.prefix = os.path.commonprefix(paths) if paths else ''
+        skip = len(os.fsencode(self.prefix))
+        encoded = [os.fsencode(p)[skip:] for p in paths]  # fsencode: names that are not UTF-8 round-trip
+        self.offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=self.offsets[1:])
+        self.buffer = np.frombuffer(b''.join(encoded), dtype=np.uint8)
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, idx: int) -> tuple:
+        if not -len(self) <= idx < len(self):
+            raise IndexError(f'sample {idx} of {len(self)}')
+        idx %= len(self)
+        path = self.prefix + os.fsdecode(self.buffer[self.offsets[idx]:self.offsets[idx + 1]].tobytes())
+        return path, None if self.labels is None else int(self.labels[idx])
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+def build_once(build, *args):
+    """build(*args) on global rank 0 only when a process group exists, its result broadcast to the other ranks: one
+    walk of a shared filesystem instead of one per rank, and the same sample order on every rank. An error raised
+    there is raised on every rank (no rank is left waiting)."""
+    if not is_distributed():
+        return build(*args)
+    result = [None]
+    if get_rank() == 0:
+        try:
+            result = [build(*args)]
+        except Exception as e:  # noqa: BLE001 - sent as is, raised below on every rank
+            result = [e]
+    broadcast_object_list(result, src=0)
+    if isinstance(result[0], Exception):
+        raise result[0]
+    return result[0]
+
+
 class SkipUnreadable(torch.utils.data.Dataset):
-    """`samples` of (path, label or None); an unreadable image is skipped with a warning naming it and counted in
-    `skipped`, so one bad file cannot end a run hours in; the next readable image stands in.
+    """`samples`: a PathTable of (path, label or None); an unreadable image is skipped with a warning naming it and
+    counted in `skipped`, so one bad file cannot end a run hours in; the next readable image stands in.
 
     The count lives in shared memory, one slot per loader worker (each written by one process only, so no increment
     is lost when two workers skip at once, under fork or spawn); `skipped` sums them in the main process
     (`SkippedImagesHook` logs it).
     """
 
-    def __init__(self, samples: list, pipeline: dict, source: str):
+    def __init__(self, samples: PathTable, pipeline: dict, source: str):
         self.samples, self.source = samples, source
         self.transform = build_transform(pipeline)
         self._skipped = torch.zeros(1 + WORKER_SLOTS, dtype=torch.int64).share_memory_()  # [main, worker 0, ...]
@@ -157,35 +205,59 @@ class SkipUnreadable(torch.utils.data.Dataset):
         raise RuntimeError(f'{self.source}: none of the {len(self.samples)} images is readable')
 
 
+def class_samples(data_root: str, split: str, classes, reference_split: str) -> tuple:
+    """(class names, PathTable of (image, label)) of `<data_root>/<split>/<class>/<image>` (see ImageFolderDataset)."""
+    root = Path(data_root) / split
+    found = list_classes(root)
+    source = 'the class list'
+    if classes is None:
+        ref = Path(data_root) / reference_split
+        classes, source = (list_classes(ref), f'{ref}') if ref.is_dir() else (found, f'{root}')
+    elif isinstance(classes, (str, os.PathLike)):
+        source = f'{classes}'
+        classes = [c.strip() for c in Path(classes).read_text().splitlines() if c.strip()]
+    missing, extra = sorted(set(classes) - set(found)), sorted(set(found) - set(classes))
+    if missing or extra:
+        raise ValueError(f'class folders of {root} differ from {source}: missing {missing[:10]} '
+                         f'({len(missing)}), extra {extra[:10]} ({len(extra)})')
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        files = sorted(f.path for f in os.scandir(root / name)
+                       if f.is_file() and f.name.lower().endswith(IMAGE_EXTENSIONS))
+        if not files:
+            raise ValueError(f'class folder {root / name} holds no images (extensions {IMAGE_EXTENSIONS})')
+        paths += files
+        labels += [label] * len(files)
+    return list(classes), PathTable(paths, labels)
+
+
+def image_samples(root: Path, source: Path) -> PathTable:
+    """PathTable of the images under folder `source` (any depth) or listed by text file `source`, labels None."""
+    if source.is_file():
+        files = read_list(source)
+    elif source.is_dir():
+        files = find_images(source)
+    else:
+        hint = (f'; to read every image under {root} itself, set split=None (--cfg-options '
+                'train_dataloader.dataset.split=None)') if root.is_dir() else ''
+        raise FileNotFoundError(f'{source}: no such folder or list file; expected a folder of images (any depth) '
+                                f'or a text file of image paths{hint}')
+    if not files:
+        raise ValueError(f'{source}: no images found (a list file with no paths, or a folder without files '
+                         f'ending in {", ".join(pil_extensions()[:12])}, ...)')
+    return PathTable(files)
+
+
 @DATASETS.register_module()
 class ImageFolderDataset(SkipUnreadable):
     """`<data_root>/<split>/<class>/<image>` with labels from an explicit class list: `classes` (a list or a file of
     names, one a line), else the class folders of `reference_split` (train), so val labels always match train's.
-    Unreadable images are skipped and counted (`SkipUnreadable`)."""
+    Rank 0 lists the folders (`build_once`); unreadable images are skipped and counted (`SkipUnreadable`)."""
 
     def __init__(self, data_root: str, split: str = 'train', pipeline: dict = dict(type='fcmae'),
                  classes: list | str | None = None, reference_split: str = 'train'):
         self.root = Path(data_root) / split
-        found = list_classes(self.root)
-        source = 'the class list'
-        if classes is None:
-            ref = Path(data_root) / reference_split
-            classes, source = (list_classes(ref), f'{ref}') if ref.is_dir() else (found, f'{self.root}')
-        elif isinstance(classes, (str, os.PathLike)):
-            source = f'{classes}'
-            classes = [c.strip() for c in Path(classes).read_text().splitlines() if c.strip()]
-        missing, extra = sorted(set(classes) - set(found)), sorted(set(found) - set(classes))
-        if missing or extra:
-            raise ValueError(f'class folders of {self.root} differ from {source}: missing {missing[:10]} '
-                             f'({len(missing)}), extra {extra[:10]} ({len(extra)})')
-        self.classes = list(classes)
-        samples = []
-        for label, name in enumerate(self.classes):
-            files = sorted(f.path for f in os.scandir(self.root / name)
-                           if f.is_file() and f.name.lower().endswith(IMAGE_EXTENSIONS))
-            if not files:
-                raise ValueError(f'class folder {self.root / name} holds no images (extensions {IMAGE_EXTENSIONS})')
-            samples += [(f, label) for f in files]
+        self.classes, samples = build_once(class_samples, data_root, split, classes, reference_split)
         super().__init__(samples, pipeline, str(self.root))
 
     @property
@@ -197,22 +269,10 @@ class ImageFolderDataset(SkipUnreadable):
 class UnlabeledImageDataset(SkipUnreadable):
     """FCMAE's images without labels (samples are dict(inputs)): every image at any depth under `data_root/split`
     (`split=None`: under `data_root`), so ImageNet's `train/<class>/` works as any folder does, in any format PIL
-    opens; or, when `data_root` (or `data_root/split`) is a text file, the images it lists. Unreadable or missing
-    images are skipped and counted (`SkipUnreadable`)."""
+    opens; or, when `data_root` (or `data_root/split`) is a text file, the images it lists. Rank 0 walks the folder
+    (`build_once`); unreadable or missing images are skipped and counted (`SkipUnreadable`)."""
 
     def __init__(self, data_root: str, split: str | None = 'train', pipeline: dict = dict(type='fcmae')):
         root = Path(data_root)
         source = root if root.is_file() or not split else root / split
-        if source.is_file():
-            files = read_list(source)
-        elif source.is_dir():
-            files = find_images(source)
-        else:
-            hint = (f'; to read every image under {root} itself, set split=None (--cfg-options '
-                    'train_dataloader.dataset.split=None)') if root.is_dir() else ''
-            raise FileNotFoundError(f'{source}: no such folder or list file; expected a folder of images (any depth) '
-                                    f'or a text file of image paths{hint}')
-        if not files:
-            raise ValueError(f'{source}: no images found (a list file with no paths, or a folder without files '
-                             f'ending in {", ".join(pil_extensions()[:12])}, ...)')
-        super().__init__([(f, None) for f in files], pipeline, str(source))
+        super().__init__(build_once(image_samples, root, source), pipeline, str(source))

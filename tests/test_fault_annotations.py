@@ -1,4 +1,4 @@
-"""Hostile annotations (issue 8) caught by datachecks (tools/preflight.py) before any runner exists: COCO json with
+"""Hostile annotations caught by datachecks (tools/preflight.py) before any runner exists: COCO json with
 missing fields or missing images is an error naming file, record and key; boxes and images that mmdet drops are named
 and counted; an ADE20K label out of range stops tools/train.py naming the file and the value. docs/FAULTS.md."""
 import json
@@ -132,6 +132,57 @@ def test_coco_zero_size_boxes_and_empty_images_are_named_and_counted(coco):
     assert sum(kept.values()) == summary['annotations'] - summary['zero_size_boxes']
     dropped = ('zero_size_boxes', 'outside_boxes', 'ignored_boxes', 'other_class_boxes', 'other_dropped_boxes')
     assert sum(summary.get(k, 0) for k in dropped) == summary['zero_size_boxes']  # no box named that mmdet kept
+
+
+def test_coco_one_pass_skips_equal_mmdets_own_dataset(coco, monkeypatch):
+    """The preflight names what mmdet drops in one pass of its own; mmdet's CocoDataset, built on the same hostile
+    file (boxes ignored, of zero size, outside, of other classes, crowds only; small and empty images; annotations
+    not grouped by image), must keep exactly the rest."""
+    from datachecks import found
+    from datachecks.coco import coco_skips
+    from mmdet.registry import DATASETS
+    from mmengine.registry import init_default_scope
+    cfg, original, write = coco
+    rng = np.random.default_rng(1)
+
+    def edit(data):
+        data['categories'].append(dict(id=77, name='hexagon'))  # not a class of the config
+        data['images'] = [dict(id=10 + i, file_name=f'{i}.jpg', width=int(rng.choice([20, 64, 96])),
+                               height=int(rng.choice([30, 64]))) for i in range(40)]
+        anns = []
+        for j in range(400):
+            img = data['images'][int(rng.integers(0, 36))]  # the last 4 images: no annotation
+            x, y = (float(v) for v in rng.uniform(-20, 100, 2))
+            w, h = (float(v) for v in rng.choice([0.5, 1.0, 7.25, 40.0], 2))
+            ann = dict(id=5000 + j, image_id=img['id'], category_id=int(rng.choice([1, 2, 3, 77])), bbox=[x, y, w, h],
+                       area=float(rng.choice([0, w * h])), iscrowd=int(rng.random() < .3),
+                       segmentation=[[x, y, x + w, y, x + w, y + h]])
+            if rng.random() < .1:
+                ann['ignore'] = int(rng.random() < .5)
+            anns.append(ann)
+        data['annotations'] = anns
+    data = json.loads(Path(write(edit)).read_text())
+    monkeypatch.setattr(found, 'SHOW', 10 ** 6)  # every record, not the first 10
+    skips = found.Found()
+    _, lazy = preflight.lazy_dataset(cfg.train_dataloader.dataset, cfg.default_scope)
+    coco_skips(lazy, data, skips)
+    named = {k: records for k, (_, records, _) in skips.kinds.items()}
+    boxes = ('ignored_boxes', 'zero_size_boxes', 'outside_boxes', 'other_class_boxes')
+    dropped = {int(r) for k in boxes for r in named[k]}
+    assert {*boxes, 'empty_images', 'small_images', 'images_without_boxes'} <= named.keys()  # all met
+    left_out = set(named['empty_images'] + named['small_images'])
+    init_default_scope('mmdet')
+    ds = DATASETS.build(dict(cfg.train_dataloader.dataset, pipeline=[]))
+    theirs = {ds.get_data_info(i)['img_id']: [(*inst['bbox'], inst['ignore_flag']) for inst in
+                                              ds.get_data_info(i)['instances']] for i in range(len(ds))}
+    by_id = {im['id']: im for im in data['images']}
+    ours = {im['id']: [(a['bbox'][0], a['bbox'][1], a['bbox'][0] + a['bbox'][2], a['bbox'][1] + a['bbox'][3],
+                        int(bool(a['iscrowd']))) for a in data['annotations']
+                       if a['image_id'] == im['id'] and a['id'] not in dropped]
+            for im in data['images'] if im['file_name'] not in left_out}
+    assert ours == theirs  # the same images, the same boxes in the same order
+    without = {by_id[i]['file_name'] for i, boxes in theirs.items() if not any(b[-1] == 0 for b in boxes)}
+    assert set(named['images_without_boxes']) == without
 
 
 # ----------------------------------------------------------------------------------------- ADE20K (mmseg 1.2)

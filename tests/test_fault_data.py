@@ -1,4 +1,4 @@
-"""Hostile input (issue 8): each bad file in a test, its outcome asserted: a named, counted skip, a faithful
+"""Hostile input: each bad file in a test, its outcome asserted: a named, counted skip, a faithful
 decode, or an error before training starts (bad COCO / ADE20K annotations: test_fault_annotations.py).
 docs/FAULTS.md lists the same cases."""
 import io
