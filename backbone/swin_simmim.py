@@ -1,36 +1,45 @@
 """mmdet's Swin Transformer initialised from SimMIM checkpoints, for the paper's Swin baselines (docs/RECIPES.md).
 
-Reads raw SimMIM checkpoints (`encoder.*` / `decoder.*` in the original Swin naming, a yacs config beside them) and
-already-converted ones (mmdet naming, optionally `backbone.`-prefixed), resizes relative-position tables when the
-window differs (SimMIM pretrains Swin-B with window 6, Swin-L with 12, at 192 px), then loads strictly. Imported
-only by the Swin configs (custom_imports), so `backbone` itself does not depend on mmdet.
+Reads raw SimMIM checkpoints (`encoder.*` / `decoder.*` in the original Swin naming, a yacs config beside them),
+mmpretrain's SimMIM checkpoints (pretrain/configs/simmim_swin_*.py: `backbone.*` in mmdet's Swin naming, `neck.*`) and
+other converted ones (mmdet naming, optionally `backbone.`-prefixed), resizes relative-position tables when the window
+differs (SimMIM pretrains Swin-B with window 6, Swin-L with 12, at 192 px), then loads strictly. Imported only by the
+Swin configs (custom_imports), so `backbone` itself does not depend on mmdet.
 """
-import fnmatch
 import math
+import re
 
 import torch
 import torch.nn.functional as F
 from mmdet.models.backbones.swin import SwinTransformer, swin_converter
 from mmengine.registry import MODELS
 
-from .checkpoint import load_state_dict_strictly, pick_state_dict, safe_load
+from .checkpoint import DETECTOR_PARTS, load_state_dict_strictly, pick_state_dict, safe_load
 
 MAY_LACK = ('norm0.*', 'norm1.*', 'norm2.*', 'norm3.*')  # the detector's per-stage output norms are new
-MAY_LEAVE = ('norm.*', 'mask_token', 'decoder.*', 'head.*')  # SimMIM's final norm, mask token, decoder; a classifier
 BUFFERS = ('*relative_position_index', '*attn_mask')  # recomputed by the model for its own window size
+# SimMIM's final norm, mask token, decoder (mmpretrain's: neck); a classifier; a detector's or segmentor's other parts
+MAY_LEAVE = ('norm.*', 'mask_token', 'decoder.*', 'head.*') + DETECTOR_PARTS + BUFFERS
 
 
-def to_mmdet_keys(sd: dict) -> dict:
-    """Backbone keys in mmdet's Swin naming: strip `module.`, then `backbone.` (keeping only backbone keys of a
-    detector) or SimMIM's `encoder.` (before the converter, or it would skip every key), then convert `layers.*`."""
+def to_mmdet_keys(sd: dict) -> tuple[dict, list]:
+    """(backbone keys in mmdet's Swin naming, checkpoint keys outside the backbone): strip `module.`, then `backbone.`
+    (mmpretrain's SimMIM, a detector: their neck and heads are returned as outside) or SimMIM's `encoder.` (before the
+    converter, or it would skip every key), then convert `layers.*`. mmpretrain names Swin as mmdet does; the one
+    output norm of its SimMIM encoder (`norm3` beside `mask_token`) is the final `norm` of the original naming."""
     sd = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in sd.items()}
+    outside = []
     if any(k.startswith('backbone.') for k in sd):
+        outside = [k for k in sd if not k.startswith('backbone.')]
         sd = {k[len('backbone.'):]: v for k, v in sd.items() if k.startswith('backbone.')}
     elif any(k.startswith('encoder.') for k in sd):
         sd = {k[len('encoder.'):] if k.startswith('encoder.') else k: v for k, v in sd.items()}
     if any(k.startswith('layers.') for k in sd):  # original Swin / SimMIM naming
         sd = {k[len('backbone.'):]: v for k, v in swin_converter(sd).items()}
-    return {k: v for k, v in sd.items() if not any(fnmatch.fnmatchcase(k, p) for p in BUFFERS)}
+    if 'mask_token' in sd:  # a SimMIM encoder: its last stage's norm is SimMIM's final norm, not a detector's norm3
+        last = max((int(k.split('.')[1]) for k in sd if k.startswith('stages.')), default=-1)
+        sd = {re.sub(rf'^norm{last}\.', 'norm.', k): v for k, v in sd.items()}
+    return sd, outside
 
 
 def resize_table(table: torch.Tensor, length: int) -> torch.Tensor:
@@ -57,13 +66,13 @@ class SimMIMSwinTransformer(SwinTransformer):
         return f'{type(self).__name__}(embed_dims={self.num_features[0]}, depths={depths}, window_size={window})'
 
     def load_simmim(self, path: str) -> dict:
-        sd = to_mmdet_keys(pick_state_dict(safe_load(path))[0])
+        sd, outside = to_mmdet_keys(pick_state_dict(safe_load(path))[0])
         own = self.state_dict()
         resized = [k for k in own if 'relative_position_bias_table' in k and k in sd
                    and sd[k].shape[1] == own[k].shape[1] and sd[k].shape[0] != own[k].shape[0]]
         for k in resized:
             sd[k] = resize_table(sd[k], own[k].shape[0])
-        report = load_state_dict_strictly(self, sd, path, MAY_LACK, MAY_LEAVE, fmt='Swin', skip=BUFFERS,
+        report = load_state_dict_strictly(self, sd, path, MAY_LACK, MAY_LEAVE, outside, fmt='Swin', skip=BUFFERS,
                                           what=self.describe(), note=f'{len(resized)} relative-position tables resized')
         return dict(report, resized=resized)
 

@@ -1,6 +1,6 @@
 """HF transformers and mmpretrain as the references for their own checkpoint layouts: each library builds a ConvNeXt
 V2-atto with random weights (GRN included), saves it the way it does, and our loader must reproduce its stage outputs
-and logits (requirements-test.txt pins both libraries; users do not need them)."""
+and logits (both pinned in requirements.txt, where the transformers pin is explained)."""
 import mmpretrain
 import pytest
 import torch
