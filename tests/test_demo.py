@@ -1,6 +1,7 @@
 """tools/demo.sh end to end at DEMO_SCALE=tiny (64-px images, 1–2 iterations per stage): every stage runs through
 the suite's tools, the report holds every stage's numbers (FCMAE loss, top-1, APbox/APmask, single- and multi-scale
-mIoU, the Swin rows), and a second run skips every finished stage."""
+mIoU, the Swin rows), every run publishes its weights, a second run skips every finished stage, and the demo's runs
+are the toy studies' stage definitions (one place to change a toy override)."""
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ['data', 'fcmae', 'fcmae_vis', 'finetune', 'finetune_test', 'mask_rcnn_cnx2_a', 'mask_rcnn_cnx2_a_test',
@@ -68,6 +70,16 @@ def test_report_has_every_stage_number(first_run):
         assert (work / 'plots' / name).read_bytes()[:4] == b'\x89PNG'
 
 
+def test_every_run_published_and_tiny_results_stay_in_the_work_dir(first_run):
+    work, out = first_run
+    for run in ('fcmae_cnx2_atto', 'finetune_cnx2_atto', 'mask_rcnn_cnx2_a', 'mask_rcnn_swin_atto_size',
+                'upernet_cnx2_a', 'upernet_swin_atto_size'):
+        [published] = (work / 'runs' / run / 'published').glob('*.pth')
+        assert str(published) in out and set(torch.load(published)) == {'state_dict', 'meta'}, run
+    table = (work / 'results.md').read_text()
+    assert '| upernet_cnx2_a | mIoU ' in table and table in out  # written beside the runs; docs/results only at default
+
+
 def test_second_run_skips_finished_stages(first_run):
     work = first_run[0]
     result = demo(work)
@@ -75,3 +87,35 @@ def test_second_run_skips_finished_stages(first_run):
     for stage in STAGES:
         assert re.search(rf'{stage} +done before', result.stdout), stage
     assert 'tools/demo.sh finished' in result.stdout
+
+
+def test_a_toy_override_reaches_the_demo_and_the_studies(tmp_path, monkeypatch):
+    """The demo and the studies build their runs from toyruns.stages: one value changed there reaches both."""
+    from runtime import load_cfg
+    from tools.train import parse_args
+    from toyruns import demo, stages, study
+    monkeypatch.setitem(stages.SEG_HEADS, 'decode_head.channels', 96)
+    monkeypatch.setitem(stages.DET_HEADS, 'roi_head.bbox_head.fc_out_channels', 80)
+    demo_runs = demo.toys(demo.settings(dict(DEMO_SCALE='tiny')), tmp_path)
+    data = {k: tmp_path / k for k in ('imagenet', 'coco', 'ade20k', 'unlabeled')}
+    study_runs = study.toys(data, study.LEARN)
+    commands = [stages.train_command(demo_runs['upernet_cnx2_a'], tmp_path / 'a', 'ft.pth'),
+                stages.train_command(study_runs['seg'], tmp_path / 'b', 'ft.pth'),
+                stages.test_command(demo_runs['upernet_swin_atto_size'], tmp_path / 'c')[0]]
+    assert all('model.decode_head.channels=96' in cmd for cmd in commands)
+    for cmd in commands[:2]:
+        args = parse_args([str(a) for a in cmd[1:]])
+        assert load_cfg(args.config, args.cfg_options, None, 'none').model.decode_head.channels == 96
+    for toy in (demo_runs['mask_rcnn_cnx2_a'], demo_runs['mask_rcnn_swin_atto_size'], study_runs['det']):
+        assert 'model.roi_head.bbox_head.fc_out_channels=80' in stages.train_command(toy, tmp_path)
+
+
+def test_demo_settings_name_bad_knobs():
+    from toyruns.demo import settings
+    assert settings(dict(DEMO_SCALE='tiny', DEMO_SEG_ITERS='3'))['seg_iters'] == 3
+    with pytest.raises(ValueError, match='DEMO_SCALE=huge: expected one of default, tiny'):
+        settings(dict(DEMO_SCALE='huge'))
+    with pytest.raises(ValueError, match='DEMO_SIZE=12x12: expected a positive integer'):
+        settings(dict(DEMO_SIZE='12x12'))
+    with pytest.raises(ValueError, match='DEMO_DET_INIT=imagenet: expected fcmae or finetune'):
+        settings(dict(DEMO_DET_INIT='imagenet'))

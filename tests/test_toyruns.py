@@ -1,6 +1,6 @@
 """toyruns and the toy-study report: the toy overrides land on the real configs as the paper's values scaled to the
 run, the scheduler honours dependencies and stops on a failure, and the FCMAE-vs-random table marks a win only beyond
-twice the seed spread (issue 12)."""
+twice the seed spread."""
 import json
 import threading
 import time
@@ -102,6 +102,11 @@ def test_a_finished_run_is_kept_only_for_the_same_settings(tmp_path):
     (tmp_path / 'run').mkdir()
     (tmp_path / 'run' / 'result.json').write_text(json.dumps(done))
     assert run_stage(toy, tmp_path / 'run') == done  # nothing trains: the kept result comes back
+    older = dict(done, toy={k: v for k, v in done['toy'].items() if k != 'config'})  # before Toy had `config`
+    (tmp_path / 'run' / 'result.json').write_text(json.dumps(older))
+    assert run_stage(toy, tmp_path / 'run') == older  # a field added since counts as its default
+    with pytest.raises(ValueError, match=r"other settings \(config: \[None\] there, \['x.py'\] now\)"):
+        run_stage(Toy('seg', str(tmp_path), 300, config='x.py'), tmp_path / 'run')
     with pytest.raises(ValueError, match=r"other settings \(length: \[300\] there, \[400\] now\)"):
         run_stage(Toy('seg', str(tmp_path), 400), tmp_path / 'run')
     with pytest.raises(ValueError, match='init'):

@@ -1,14 +1,16 @@
 """The suite's real configs at toy scale: per stage, the --cfg-options that change sizes and lengths only (data root,
 image and crop size, CPU-sized heads, batch, epochs or iterations, warm-up and EMA horizon scaled to the run), and
 `run_stage`, which trains through tools/train.py and evaluates through tools/test.py or tools/seg_eval.py, each in a
-subprocess of its own (one thread), so that runs can share a machine's cores."""
+subprocess of its own (one thread), so that runs can share a machine's cores. The demo (toyruns.demo), the toy
+studies (toyruns.study) and the tests all build their runs here."""
 import json
 import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = dict(fcmae='pretrain/configs/fcmae_cnx2_atto.py', finetune='pretrain/configs/finetune_cnx2_atto.py',
@@ -24,6 +26,23 @@ DET_HEADS = {  # Mask R-CNN heads at CPU size: 64 FPN channels, 32 sampled RoIs,
     'test_cfg.rcnn.max_per_img': 20}
 SEG_HEADS = {'decode_head.channels': 128, 'auxiliary_head.channels': 64}  # UPerNet at CPU size (paper: 512 / 256)
 SEG_SCALES = (0.75, 0.875, 1.0, 1.125, 1.25)  # seg_configs/_base_/ade20k_ms_test.py, times the toy test size
+SWIN_CONFIGS = dict(det='det_configs/mask_rcnn_swin_b_simmim.py', seg='seg_configs/upernet_swin_b_simmim.py')
+SWIN_HEAD_DIM = 20  # Swin-B: 128 channels / 4 heads = 32; atto-sized Swin: 40 / 2
+
+
+def swin_options(stage: str, arch: str = 'atto') -> list:
+    """The Swin baseline with a ConvNeXt V2 size's widths and depths (random init) in `stage` ('det', 'seg'): the
+    backbone, and the neck's or heads' in_channels that follow from it (embed_dims x 1, 2, 4, 8)."""
+    from backbone.convnextv2 import VARIANTS  # here: the demo's driver process needs no torch
+    depths, dims = VARIANTS[arch]['depths'], VARIANTS[arch]['dims']
+    widths = [dims[0] * 2 ** i for i in range(4)]
+    backbone = [f'model.backbone.embed_dims={dims[0]}', f'model.backbone.depths=({",".join(map(str, depths))})',
+                f'model.backbone.num_heads=({",".join(str(w // SWIN_HEAD_DIM) for w in widths)})',
+                'model.backbone.init_cfg=None']
+    if stage == 'det':
+        return backbone + [f'model.neck.in_channels=[{",".join(map(str, widths))}]']
+    return backbone + [f'model.decode_head.in_channels=[{",".join(map(str, widths))}]',
+                       f'model.auxiliary_head.in_channels={widths[2]}']
 
 
 def head_options(stage: str) -> list:
@@ -52,13 +71,17 @@ class Toy:
     seed: int = 0
     images: int = 0  # training images (det / finetune: to turn epochs into optimizer steps for warm-up and EMA)
     classes: int = 4  # finetune: number of ImageNet classes
-    extra: list = field(default_factory=list)  # further --cfg-options (e.g. model.block=v1)
+    extra: list = field(default_factory=list)  # further --cfg-options (e.g. model.block=v1, swin_options)
+    config: str = ''  # a config other than CONFIGS[stage] of the same stage (e.g. SWIN_CONFIGS['det'])
 
     def __post_init__(self):
         if self.stage not in CONFIGS:
             raise ValueError(f'Toy stage {self.stage!r}: expected one of {sorted(CONFIGS)}')
         if self.size % 32:
             raise ValueError(f'Toy size {self.size}: expected a multiple of 32 (FCMAE mask cells, backbone stride)')
+
+    def config_file(self) -> Path:
+        return ROOT / (self.config or CONFIGS[self.stage])
 
     def steps(self) -> int:
         per_epoch = max(1, self.images // self.batch)
@@ -136,62 +159,116 @@ class Toy:
 
 
 def final_checkpoint(toy: Toy, work: Path) -> Path:
-    return work / (f'iter_{toy.length}.pth' if toy.stage == 'seg' else f'epoch_{toy.length}.pth')
+    return Path(work) / (f'iter_{toy.length}.pth' if toy.stage == 'seg' else f'epoch_{toy.length}.pth')
 
 
-def _call(args: list, log: Path):
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(ROOT), PYTHONUNBUFFERED='1')
-    with open(log, 'a') as f:
-        f.write(f'$ {" ".join(map(str, args))}\n')
-        f.flush()
-        done = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
-    if done.returncode:
-        tail = ''.join(open(log).readlines()[-25:])
-        raise RuntimeError(f'{args[0]} failed (exit {done.returncode}); log {log}, last lines:\n{tail}')
-
-
-def run_stage(toy: Toy, work, init: str | None = None, single_scale: bool = True) -> dict:
-    """Train `toy` in `work` from `init` (a checkpoint for --pretrained; None: random init), then evaluate its final
-    checkpoint; returns and writes work/result.json (kept: a finished run is not repeated). FCMAE has no test: its
-    result is the last logged loss and the checkpoint."""
-    work, spec = Path(work), dict(asdict(toy), init=init)
-    result_file = work / 'result.json'
-    if result_file.is_file():
-        result = json.loads(result_file.read_text())
-        if result.get('toy', spec) != spec:
-            changed = sorted(k for k in spec if result['toy'].get(k) != spec[k])
-            raise ValueError(f'{work} holds a finished run with other settings ({", ".join(changed)}: '
-                             f'{[result["toy"].get(k) for k in changed]} there, {[spec[k] for k in changed]} now); '
-                             'remove that folder to rerun it, or choose another work dir')
-        return result
-    work.mkdir(parents=True, exist_ok=True)
-    log, config = work / 'run.log', ROOT / CONFIGS[toy.stage]
-    train = [ROOT / 'tools/train.py', config, '--work-dir', work, '--resume', '--cfg-options', *toy.train_options()]
+def train_command(toy: Toy, work, init: str | None = None) -> list:
+    """tools/train.py's arguments for `toy` in `work` from `init` (--pretrained; None: random init)."""
+    train = [ROOT / 'tools/train.py', toy.config_file(), '--work-dir', work, '--resume', '--cfg-options',
+             *toy.train_options()]
     if init:
         train += ['--pretrained', init]
     elif toy.stage in ('det', 'seg'):
         train.append('model.backbone.init_cfg=None')  # random init, not the model zoo's weights
+    return train
+
+
+def test_command(toy: Toy, work, single_scale: bool = True) -> tuple[list, Path]:
+    """(tools/test.py or tools/seg_eval.py arguments for the final checkpoint of `toy` in `work`, its JSON)."""
+    work, ckpt, config = Path(work), final_checkpoint(toy, work), toy.config_file()
+    if toy.stage == 'seg':
+        out = work / 'seg_eval.json'
+        return [ROOT / 'tools/seg_eval.py', config, ckpt, '--work-dir', work / 'eval', '--json-out', out,
+                *(['--single-scale'] if single_scale else []), '--cfg-options', *toy.test_options()], out
+    out = work / 'test_results.json'
+    return [ROOT / 'tools/test.py', config, ckpt, '--work-dir', work / 'test', '--json-out', out,
+            '--cfg-options', *toy.test_options()], out
+
+
+def call(args: list, log: Path, show: Callable | None = None):
+    """`python ARGS` from the repository root on one thread, its output appended to `log` and each line passed to
+    `show`; a failure raises with the log's last lines."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(ROOT), PYTHONUNBUFFERED='1')
+    with open(log, 'a') as f:
+        f.write(f'$ {" ".join(map(str, args))}\n')
+        f.flush()
+        proc = subprocess.Popen([sys.executable, *map(str, args)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, errors='replace')
+        for line in proc.stdout:
+            f.write(line)
+            if show:
+                show(line.rstrip('\n'))
+        code = proc.wait()
+    if code:
+        tail = ''.join(open(log, errors='replace').readlines()[-25:])
+        raise RuntimeError(f'{args[0]} failed (exit {code}); log {log}, last lines:\n{tail}')
+
+
+def run_step(kind: str, done: Path, fn: Callable):
+    """run_stage's default for each step ('train', 'test'): run `fn` unless `done` exists; it must write `done`."""
+    if not done.exists():
+        fn()
+        if not done.exists():
+            raise RuntimeError(f'the {kind} step did not write {done}')
+
+
+DEFAULTS = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(Toy)
+            if (f.default, f.default_factory) != (MISSING, MISSING)}  # what an older result.json did not record
+
+
+def kept_result(result_file: Path, spec: dict) -> dict | None:
+    """The result of a finished run in the same folder with the same settings (None: not finished); other settings
+    are an error (a field added to Toy since then counts as its default)."""
+    if not result_file.is_file():
+        return None
+    result = json.loads(result_file.read_text())
+    kept = result.get('toy', spec)
+    changed = sorted(k for k in spec if kept.get(k, DEFAULTS.get(k)) != spec[k])
+    if changed:
+        raise ValueError(f'{result_file.parent} holds a finished run with other settings ({", ".join(changed)}: '
+                         f'{[kept.get(k) for k in changed]} there, {[spec[k] for k in changed]} now); '
+                         'remove that folder to rerun it, or choose another work dir')
+    return result
+
+
+def run_stage(toy: Toy, work, init: str | None = None, single_scale: bool = True, show: Callable | None = None,
+              step: Callable = run_step) -> dict:
+    """Train `toy` in `work` from `init` (a checkpoint for --pretrained; None: random init), then evaluate its final
+    checkpoint; returns and writes work/result.json (kept: a finished run is not repeated). FCMAE has no test: its
+    result is the last logged loss and the checkpoint. Each step goes through `step(kind, done_file, fn)` (the demo
+    prints its banners there) and shows its output lines through `show`; both steps are skipped when done."""
+    work, spec = Path(work), dict(asdict(toy), init=init)
+    result_file = work / 'result.json'
+    kept = kept_result(result_file, spec)
+    work.mkdir(parents=True, exist_ok=True)
+    log, ckpt = work / 'run.log', final_checkpoint(toy, work)
     t0 = time.time()
-    _call(train, log)
-    t1, ckpt = time.time(), final_checkpoint(toy, work)
-    result = dict(stage=toy.stage, init=init, seed=toy.seed, length=toy.length, checkpoint=str(ckpt), toy=spec)
+    step('train', result_file if kept else ckpt, lambda: call(train_command(toy, work, init), log, show))
+    t1 = time.time()
+    if toy.stage != 'fcmae':
+        test, out = test_command(toy, work, single_scale)
+        step('test', result_file if kept else out, lambda: call(test, log, show))
+    if kept:
+        return kept
+    result = dict(stage=toy.stage, init=init, seed=toy.seed, length=toy.length, checkpoint=str(ckpt),
+                  published=published_file(work), toy=spec)
     if toy.stage == 'fcmae':
         result['loss'] = last_losses(work)[-1]
     elif toy.stage == 'seg':
-        out = work / 'seg_eval.json'
-        _call([ROOT / 'tools/seg_eval.py', config, ckpt, '--work-dir', work / 'eval', '--json-out', out,
-               *(['--single-scale'] if single_scale else []), '--cfg-options', *toy.test_options()], log)
         result.update(json.loads(out.read_text()))
     else:
-        out = work / 'test_results.json'
-        _call([ROOT / 'tools/test.py', config, ckpt, '--work-dir', work / 'test', '--json-out', out,
-               '--cfg-options', *toy.test_options()], log)
         result['metrics'] = json.loads(out.read_text())['metrics']
     result.update(train_s=round(t1 - t0, 1), test_s=round(time.time() - t1, 1))
     tmp = result_file.with_suffix('.tmp')
     tmp.write_text(json.dumps(result, indent=1))
     tmp.replace(result_file)
     return result
+
+
+def published_file(work) -> str | None:
+    """The weights-only file that the run's PublishCheckpointHook wrote last (runtime.publish), if any."""
+    files = sorted(Path(work).glob('published/*.pth'), key=lambda p: p.stat().st_mtime)
+    return str(files[-1]) if files else None
 
 
 def last_losses(work) -> list:

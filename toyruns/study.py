@@ -19,7 +19,7 @@ from .schedule import Job, run_jobs
 from .stages import CONFIGS, ROOT, Toy, run_stage
 
 SIZE = 128
-LEVELS = dict(top1=95., bbox_mAP=50., segm_mAP=45., mIoU=85., class_IoU=70.)  # issue 12: "each stage learns"
+LEVELS = dict(top1=95., bbox_mAP=50., segm_mAP=45., mIoU=85., class_IoU=70.)  # held-out, reached when each stage learns
 # lengths: FCMAE epochs over the pool; finetune / det epochs; seg iterations (batch sizes below)
 LEARN = dict(fcmae=16, finetune=30, det=24, seg=800)
 TRANSFER = dict(finetune=40, det=24, seg=300, labeled=dict(imagenet=16, coco=64, ade20k=64),  # 4x16 / 64 / 64
@@ -159,19 +159,31 @@ def transfer(work: Path, seeds=(0, 1, 2), workers: int = 2, lengths: dict | None
 
 
 def main(study: str, doc: str, argv=None) -> dict:
-    """The command line of benchmarks/learn.py ('learn') and benchmarks/bench_transfer.py ('transfer')."""
+    """The command line of benchmarks/learn.py ('learn') and benchmarks/bench_transfer.py ('transfer'): runs the
+    study, prints its table and writes it, stamped, into docs/results (report.toy_study.publish)."""
     import argparse
-    from report.toy_study import learn_table, transfer_table
+    import shlex
+    import sys
+    import time
+    from report.toy_study import learn_table, publish, transfer_table
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument('--work', default='work_dirs/toy_study', help=f'data, runs and {study}.json go here')
     p.add_argument('--workers', type=int, default=2, help='runs at a time (one core each)')
+    p.add_argument('--no-publish', action='store_true', help='leave docs/results as it is (trial runs)')
     if study == 'transfer':
         p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     args = p.parse_args(argv)
+    t0 = time.monotonic()
     if study == 'learn':
         summary = learn(Path(args.work), args.workers)
         print(learn_table(summary))
     else:
         summary = transfer(Path(args.work), tuple(args.seeds), args.workers)
         print(transfer_table(summary))
+    if not args.no_publish:
+        script = Path(sys.argv[0]).resolve()
+        script = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
+        command = shlex.join(['python', str(script), *(sys.argv[1:] if argv is None else argv)])
+        wall = f'{(time.monotonic() - t0) / 60:.0f} min wall for what this invocation ran (finished runs are kept)'
+        print(f'{study}: wrote {publish(study, summary, command, note=wall)}')
     return summary
