@@ -111,7 +111,7 @@ def resolve(spec, sha256: str | None = None, progress: bool = True):
                 and not os.path.exists(spec):
             close = difflib.get_close_matches(spec, ZOO, n=5, cutoff=0.6)
             raise ZooError(f'{spec!r} is neither a file nor a model-zoo name; close names: {close or "none"} '
-                           f'(all {len(ZOO)} names: backbone.zoo.ZOO, README "Model zoo")')
+                           f'(all {len(ZOO)} names: backbone.zoo.ZOO, docs/ZOO.md)')
         return spec
     url = ZOO[spec].url if spec in ZOO else spec
     path = cache_path(url)

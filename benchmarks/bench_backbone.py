@@ -1,4 +1,4 @@
-"""Backbone speed: ours vs timm's convnextv2 with the same weights, alternating in one run (issue 2 benchmark).
+"""Backbone speed: ours vs timm's convnextv2 with the same weights, alternating in one run (goal: ≥ 1.1× timm).
 
 Prints img/s for forward and forward+backward, the ratio ours/timm, and GFLOP/s against this machine's sgemm peak.
 Usage: python benchmarks/bench_backbone.py [--archs atto tiny] [--batch 8] [--size 224] [--rounds 7] [--threads 2]

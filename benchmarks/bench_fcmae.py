@@ -1,4 +1,4 @@
-"""Training-step speed and peak memory of FCMAE's `visible` path against `dense` (issue 3): by default ConvNeXt V2
+"""Training-step speed and peak memory of FCMAE's `visible` path against `dense`: by default ConvNeXt V2
 tiny, 224 px, mask ratio 0.6, batch 8, on 2 CPU threads. Both paths get the same weights, images and masks.
 
 Speed: full steps (forward + backward + AdamW) alternating between the paths, median img/s of each by wall clock and

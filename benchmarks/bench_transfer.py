@@ -1,11 +1,12 @@
-"""FCMAE versus random init (issue 12, part 2): FCMAE atto on a 2,048-image unlabeled toy pool, then fine-tuning,
+"""FCMAE versus random init: FCMAE atto on a 2,048-image unlabeled toy pool, then fine-tuning,
 Mask R-CNN and UPerNet on small labeled toy sets (4x16 / 64 / 64 images, the held-out sets of benchmarks/learn.py)
 from random init, FCMAE and FCMAE -> fine-tuned, at equal downstream budgets, 3 seeds each.
 
-    python benchmarks/bench_transfer.py [--work work_dirs/toy_study] [--workers 2] [--seeds 0 1 2]
+    python benchmarks/bench_transfer.py [--work work_dirs/toy_study] [--workers 2] [--seeds 0 1 2] [--no-publish]
 
 Shares the FCMAE run with benchmarks/learn.py (same work dir); finished runs are skipped on a rerun. Writes
-WORK/transfer.json; `python tools/compare.py WORK/transfer.json --out report.md` turns it into the table and plot."""
+WORK/transfer.json and, stamped, docs/results/transfer_toy.md with its plot docs/figures/transfer_toy.png
+(report.toy_study.publish); `python tools/compare.py WORK/transfer.json --out report.md` renders it again."""
 import os.path as osp
 import sys
 

@@ -2,6 +2,7 @@
 # The paper's co-design ablation at toy scale (§4, Fig. 4): FCMAE pre-training of atto with the ConvNeXt V1 block and
 # with the V2 block (GRN), equal length, then tools/analyze_features.py on both and on their random inits.
 #   benchmarks/feature_collapse.sh [WORK=work_dirs/feature_collapse]   knobs: EPOCHS IMAGES SIZE BATCH
+# Writes its table and plots, stamped, into docs/results/feature_collapse_toy.md and docs/figures (PUBLISH=0: not).
 # Same config and tools as a real run (pretrain/configs/fcmae_cnx2_atto.py); overrides: data, size, length, batch.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,3 +36,7 @@ done
 "$PY" "$ROOT/tools/analyze_features.py" "${CKPTS[@]}" --labels "${LABELS[@]}" --images "$WORK/data/imagenet/val" \
     --out "$WORK/analysis" --size "$SIZE"
 echo "feature_collapse.sh: $WORK/analysis/feature_collapse.{json,png}, activations.png in $((SECONDS - t0)) s"
+[[ ${PUBLISH:-1} == 0 ]] || "$PY" -c "import sys; from report.feature_collapse import publish
+print('feature_collapse.sh: wrote', publish(*sys.argv[1:]))" "$WORK/analysis" \
+    "EPOCHS=$EPOCHS IMAGES=$IMAGES SIZE=$SIZE BATCH=$BATCH bash benchmarks/feature_collapse.sh ${1:-}" \
+    "$((SECONDS - t0)) s wall for what this invocation ran (finished pre-trainings are kept)"

@@ -1,5 +1,6 @@
 """FCMAE reconstructions as a PNG grid per image: original | masked input | reconstruction | reconstruction with the
-visible patches pasted back (ConvNeXt-V2 issue #42); `python tools/visualize_fcmae.py` is the command line."""
+visible patches pasted back (asked of the official code:
+github.com/facebookresearch/ConvNeXt-V2/issues/42); `python tools/visualize_fcmae.py` is the command line."""
 import os
 import os.path as osp
 

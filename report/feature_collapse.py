@@ -12,6 +12,11 @@ from backbone.checkpoint import block_version, convert, load_pretrained, safe_lo
 from backbone.convnextv2 import ConvNeXtV2, infer_arch
 from pretrain.data import IMAGE_EXTENSIONS, eval_transform, load_rgb
 
+# the code the toy ablation's numbers depend on (docs/results/feature_collapse_toy.md), and where its plots go
+PATHS = ('backbone', 'pretrain', 'toydata', 'report/feature_collapse.py', 'benchmarks/feature_collapse.sh')
+FIGURES = {'feature_collapse.png': 'docs/figures/feature_collapse_toy.png',
+           'activations.png': 'docs/figures/activations_toy.png'}
+
 
 def cosine_distance(x: torch.Tensor) -> torch.Tensor:
     """(N, H, W, C) activations -> (N,) distances (1/C²) Σ_i Σ_j (1 − cos(X_i, X_j)) / 2, X_i the i-th channel
@@ -133,8 +138,57 @@ def analyze(checkpoints: list, images: str, out: str, size: int = 224, max_image
                             layers=names, distance=[round(float(d), 5) for d in dist],
                             mean=round(float(dist.mean()), 5)))
         print(f'analyze_features: {label}: mean distance {results[-1]["mean"]:.4f} over {len(names)} layers')
-    summary = dict(images=len(pixels), skipped=len(files) - len(pixels), size=size, grid_layer=grid_layer or 'stages.2.<last>', checkpoints=results)
+    summary = dict(images=len(pixels), skipped=len(files) - len(pixels), size=size,
+                   grid_layer=grid_layer or 'stages.2.<last>', checkpoints=results)
     (out / 'feature_collapse.json').write_text(json.dumps(summary, indent=1))
     plot_distances(results, out / 'feature_collapse.png')
     plot_activations(acts, out / 'activations.png')
     return summary
+
+
+def stage_span(c: dict, stage: int = 2) -> tuple[str, str]:
+    """('first–last block number', 'lowest–highest distance') of one stage's layers of an analyzed checkpoint."""
+    if 'stage_span' in c:  # carried over from an earlier run's table
+        return tuple(c['stage_span'])
+    idx = [i for i, name in enumerate(c['layers']) if name.startswith(f'stages.{stage}.')]
+    d = [c['distance'][i] for i in idx]
+    return f'{idx[0] + 1}–{idx[-1] + 1}', f'{min(d):.3f}–{max(d):.3f}'
+
+
+def layerscale(path: str) -> str | None:
+    """A V1 checkpoint's LayerScale |γ| (mean per block) as 'lowest–highest'; None for V2 (no LayerScale)."""
+    model, _ = model_from_checkpoint(path)
+    g = [b.gamma.abs().mean().item() for stage in model.stages for b in stage if getattr(b, 'gamma', None) is not None]
+    return f'{min(g):.2g}–{max(g):.2g}' if g else None
+
+
+def collapse_markdown(summary: dict, scales: dict) -> tuple[str, str]:
+    """The results page of benchmarks/feature_collapse.sh (distances per checkpoint, plots) and its headline;
+    scales: {label: V1 LayerScale |γ| range}."""
+    blocks = stage_span(summary['checkpoints'][0])[0]
+    rows = [[c['label'], f"{c['mean']:.3f}", stage_span(c)[1]] for c in summary['checkpoints']]
+    header = ['| checkpoint | mean distance | stage 2 blocks (' + blocks + ') |', '|---|---|---|']
+    md = ('# Feature collapse at toy scale (paper §4, Fig. 4)\n\nThe paper\'s feature cosine distance per layer '
+          f"(`tools/analyze_features.py`) on {summary['images']} toy val images at {summary['size']} px, for atto "
+          'pre-trained with FCMAE with V2 blocks and with V1 blocks, beside their random inits.\n\n'
+          '![feature cosine distance per layer, toy runs](../figures/feature_collapse_toy.png)\n\n'
+          + '\n'.join(header + ['| ' + ' | '.join(r) + ' |' for r in rows])
+          + ''.join(f'\n\n{label}: LayerScale |γ| (mean per block) {r} (1e-6 at init).'
+                    for label, r in scales.items() if r)
+          + '\n\nActivations of the last stage-2 block (paper Fig. 3), first image:\n\n'
+          '![activation grid, toy runs](../figures/activations_toy.png)')
+    headline = 'mean cosine distance: ' + '; '.join(f"{c['label']} {c['mean']:.3f}" for c in summary['checkpoints'])
+    return md, headline
+
+
+def publish(analysis: str, command: str, note: str = '', root: Path | None = None) -> Path:
+    """Write an analyze() output folder as docs/results/feature_collapse_toy.md, its plots into docs/figures."""
+    from .stamp import ROOT, write_results  # here, so that `python -m report.stamp` finds it not yet imported
+    analysis, root = Path(analysis), Path(root or ROOT)
+    summary = json.loads((analysis / 'feature_collapse.json').read_text())
+    for src, dst in FIGURES.items():
+        (root / dst).parent.mkdir(parents=True, exist_ok=True)
+        (root / dst).write_bytes((analysis / src).read_bytes())
+    scales = {c['label']: layerscale(c['checkpoint']) for c in summary['checkpoints'] if c['block'] == 'v1'}
+    md, headline = collapse_markdown(summary, scales)
+    return write_results('feature_collapse_toy', md, command, PATHS, root=root, headline=headline, note=note)

@@ -136,3 +136,39 @@ def test_imagenet_runs_meet_the_paper_column_of_their_own_pretraining_length(tmp
                 '| Swin-B | SimMIM | – | – | – | – | 84.0 |',
                 '| ConvNeXt V2-H | FCMAE | 660M | 115G | – | 86.3 | 85.8 |']:
         assert row in text, row
+
+
+def test_toy_study_pages_are_published_with_margins_plot_and_stamp(tmp_path):
+    """report.toy_study.publish: the transfer page states each margin against its bar (hand-computed here), links the
+    plot it draws, and is stamped; the learn page lists every level and the per-class IoU."""
+    from report.stamp import read_stamp
+    from report.toy_study import STUDY_PATHS, publish
+    for p in STUDY_PATHS:  # a checkout without git: the stamp says commit 'unknown'
+        (tmp_path / p).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / p).mkdir() if '.' not in p else (tmp_path / p).write_text('')
+    cell = lambda mean, std, values: dict(mean=mean, std=std, values=values)  # noqa: E731
+    transfer = dict(lengths=dict(finetune=40, det=24, seg=300), seeds=[0, 1, 2], times={},
+                    fcmae=dict(loss=0.4, patch_mean_loss=1.0),
+                    table=[dict(stage='finetune', metric='top1', random=cell(82., 2., [80, 82, 84]),
+                                fcmae=cell(91., 1., [90, 91, 92])),
+                           dict(stage='det', metric='bbox_mAP', random=cell(30., 10., [20, 30, 40]),
+                                fcmae=cell(35., 5., [30, 35, 40]), fcmae_ft=cell(51., 1., [50, 51, 52]))])
+    page = publish('transfer', transfer, 'python benchmarks/bench_transfer.py', root=tmp_path)
+    text = page.read_text()
+    assert page == tmp_path / 'docs/results/transfer_toy.md' and read_stamp(page)['commit'] == 'unknown'
+    assert 'top-1: FCMAE − random init +9.0, bar 4.0: beats random init' in text  # 91 - 82 > 2 x max(2, 1)
+    assert 'APbox: FCMAE − random init +5.0, bar 20.0: within the seed spread' in text  # 35 - 30 < 2 x 10
+    assert '](../figures/transfer_toy.png)' in text and 'APbox, FCMAE → fine-tuned: 50.0 / 51.0 / 52.0' in text
+    assert (tmp_path / 'docs/figures/transfer_toy.png').read_bytes()[:4] == b'\x89PNG'
+    assert read_stamp(page)['headline'].startswith('FCMAE − random init: top-1 +9.0*, APbox +5.0 (')
+    learn = dict(lengths=dict(fcmae=16, finetune=30, det=24, seg=800), times=dict(fcmae=60.),
+                 levels=dict(top1=95., bbox_mAP=50., segm_mAP=45., mIoU=85., class_IoU=70.),
+                 fcmae=dict(loss=0.4, patch_mean_loss=1.0), finetune=dict(top1=100.0),
+                 det=dict(bbox_mAP=49.9, segm_mAP=55.3), seg=dict(mIoU=89.0, class_IoU=79.5, classes=dict(sky=95.25)),
+                 passed=dict(top1=True, bbox_mAP=False, segm_mAP=True, mIoU=True, class_IoU=True, fcmae=True))
+    text = publish('learn', learn, 'python benchmarks/learn.py', root=tmp_path).read_text()
+    assert '| Mask R-CNN APbox | 49.9 | ≥ 50 | NO |' in text and 'Per-class IoU (single-scale): sky 95.2' in text
+    assert 'Run times: fcmae 1.0 min.' in text
+    assert read_stamp(tmp_path / 'docs/results/learn_toy.md')['headline'].endswith('5 of 6 levels met')
+    index = (tmp_path / 'docs/results/README.md').read_text()
+    assert '[Each stage learns (toy data)](learn_toy.md)' in index and 'transfer_toy.md' in index

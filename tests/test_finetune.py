@@ -1,4 +1,4 @@
-"""ImageNet fine-tuning (issue 4) on a generated ImageNet-style folder: FCMAE checkpoint → tools/train.py --pretrained
+"""ImageNet fine-tuning on a generated ImageNet-style folder: FCMAE checkpoint → tools/train.py --pretrained
 → tools/test.py top-1 equal to a hand evaluation → best/last checkpoints (EMA and raw) load strictly into the
 detection backbone; the losses equal hand computations; bad folders and checkpoints of another size fail clearly."""
 import json

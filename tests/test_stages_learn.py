@@ -1,4 +1,4 @@
-"""Each stage learns, in CI minutes (issue 12): fine-tuning from random init classifies held-out toy ImageNet images,
+"""Each stage learns, in CI minutes: fine-tuning from random init classifies held-out toy ImageNet images,
 UPerNet overfits a few ADE20K scenes with every class learned, and FCMAE reconstructs held-out masked patches better
 than each patch's mean. Real configs, tools/train.py, tools/test.py, tools/seg_eval.py (toyruns.stages);
 a broken label map, loss, target or metric cannot reach these levels. Mask R-CNN: tests/test_det_learns.py."""
@@ -32,7 +32,7 @@ def test_upernet_overfits_a_few_scenes(tmp_path):
     present = {k: v for k, v in single['per_class_IoU'].items() if v is not None}
     print(f"mIoU {single['mIoU']:.1f}, per class {present}")
     assert set(present) == {'wall', 'sky', 'floor', 'person', 'table', 'car'}  # ADE ids 1 3 4 13 16 21; 0 ignored
-    # measured 73.8, the lowest class (car) 50.6: 64-px scenes (the 128-px held-out study reaches the issue's 85 / 70)
+    # measured 73.8, the lowest class (car) 50.6: 64-px scenes (benchmarks/learn.py's 128-px levels: 85 / 70)
     assert single['mIoU'] >= 65 and min(present.values()) >= 45
 
 

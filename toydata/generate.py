@@ -1,7 +1,7 @@
 """Deterministic toy datasets in the real on-disk layouts: an ImageNet folder, COCO instances, ADE20K.
 
 Scenes are shapes of several classes drawn on textured backgrounds, later shapes occluding earlier ones. The same
-seed gives byte-identical files; tools/demo.sh and the tests train and evaluate on them (issue 7).
+seed gives byte-identical files; tools/demo.sh and the tests train and evaluate on them.
 """
 import json
 import shutil
@@ -301,7 +301,7 @@ def unlabeled(root, images: int = 64, size=(128, 128), seed: int = 0, per_folder
 PROFILES = {  # tools/make_toy_data.py --profile: each writer's arguments (unlabeled: None = not written)
     # the writers' own defaults: 8 (COCO, ADE20K) / 4 x 8 (ImageNet) train images, 128x96 / 64 px; tests, demo
     'small': dict(imagenet={}, coco={}, ade20k={}, unlabeled=None),
-    # held-out learning at 128 x 128 (README "Learning"): 4 x 64 / 256 / 256 train, half as many held out (a
+    # held-out learning at 128 x 128 (docs/STUDIES.md): 4 x 64 / 256 / 256 train, half as many held out (a
     # quarter for COCO / ADE20K), up to 5 objects a COCO scene, and a 2,048-image unlabeled pool for FCMAE
     'learn': dict(imagenet=dict(train_per_class=64, val_per_class=32, size=128),
                   coco=dict(train_images=256, val_images=64, size=(128, 128), max_objects=5),
