@@ -57,14 +57,7 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs, val_interval=1)
 val_cfg = dict(type='RawAndEMAValLoop')  # raw and EMA weights validated each epoch (official --model_ema_eval)
 test_cfg = dict(type='TestLoop')
 
-default_hooks = dict(
-    runtime_info=dict(type='RuntimeInfoHook'),
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(interval=1, max_keep_ckpts=2, save_last=True,
-                    save_best=['accuracy/top1', 'raw/accuracy/top1'], rule='greater'),  # best EMA, best raw, last
-    sampler_seed=dict(type='DistSamplerSeedHook'))
+default_hooks = dict(checkpoint=dict(save_best=['accuracy/top1', 'raw/accuracy/top1'], rule='greater'))  # + last
 custom_hooks = [
     # EMA 0.9999 per optimizer step (timm ModelEma in the official code): the interval is read from the optim wrapper
     # at run time. Checkpoints hold the EMA weights in `state_dict`, the raw ones in `ema_state_dict` (mmengine).

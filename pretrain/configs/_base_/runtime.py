@@ -1,9 +1,18 @@
-# Runtime shared by the FCMAE and fine-tuning bases: imports, scope, seeding, logging, resume defaults.
+# Runtime shared by the FCMAE, SimMIM and fine-tuning bases: imports, scope, seeding, logging, resume defaults.
 custom_imports = dict(imports=['backbone', 'pretrain', 'runtime'], allow_failed_imports=False)
 runner_type = 'SafeLoadRunner'  # mmengine's Runner; its checkpoint loads allow exactly what mmengine pickles
 # checkpoints: temporary file, fsync, rename (runtime/atomic.py); after training the last one is also published
 # weights-only as published/<config>-<sha256[:8]>.pth (runtime/publish.py; default_hooks.publish=None: off)
-default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'), publish=dict(type='PublishCheckpointHook'))
+default_hooks = dict(
+    runtime_info=dict(type='RuntimeInfoHook'),
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2, save_last=True),  # each epoch
+    publish=dict(type='PublishCheckpointHook'),
+    sampler_seed=dict(type='DistSamplerSeedHook'))
+# stop at a non-finite loss, count skipped images, exact resume (the fine-tuning base adds EMA)
+custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='SkippedImagesHook'), dict(type='ResumeStateHook')]
 default_scope = 'mmengine'  # everything here lives in mmengine's root registries
 # cuDNN autotuning on, as main_pretrain.py L113 and main_finetune.py L193 (fixed 224 crops: one tuning per shape).
 # A resumed GPU run repeats data order, RNG streams and pending gradients (runtime/resume.py); bitwise-equal kernels

@@ -57,12 +57,3 @@ param_scheduler = [  # per iteration: linear warm-up from 5e-7 · lr/1e-4, then 
     dict(type='MultiStepLR', milestones=[decay_epoch - warmup_epochs], gamma=0.1, by_epoch=True,
          begin=warmup_epochs, end=epochs, convert_to_iter_based=True)]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs)
-
-default_hooks = dict(
-    runtime_info=dict(type='RuntimeInfoHook'),
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(interval=1, max_keep_ckpts=2, save_last=True),  # every epoch: resumable
-    sampler_seed=dict(type='DistSamplerSeedHook'))
-custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='SkippedImagesHook'), dict(type='ResumeStateHook')]
