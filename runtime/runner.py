@@ -1,12 +1,11 @@
 """The runner named by `runner_type` in every base config: mmengine's Runner whose own checkpoint loads (`load_from`,
 `--resume`) read weights-only with exactly what mmengine 0.10.7 pickles allowed, and only while they read."""
-import mmengine
 import torch
 from mmengine.runner import Runner
 
 from backbone.checkpoint import mmengine_globals
 
-from .mmengine_private import READ_FROM, problems
+from .mmengine_private import problems_on_another_version
 
 
 def mmengine_checkpoints():
@@ -22,9 +21,8 @@ class SafeLoadRunner(Runner):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if mmengine.__version__ != READ_FROM:
-            for problem in problems():
-                self.logger.warning(problem)
+        for problem in problems_on_another_version():
+            self.logger.warning(problem)
 
     def load_checkpoint(self, filename: str, *args, **kwargs):
         with mmengine_checkpoints():
