@@ -4,7 +4,8 @@ downloaded), ending in one table:
             torchvision's, and which ops the installed mmcv was built with;
   stage     each stage's training step (FCMAE, fine-tune, Mask R-CNN, UPerNet; the real configs) for 20 iterations
             in bf16 and fp16 (runtime's DeviceAmpOptimWrapper, as tools/train.py --amp-dtype), eager and under
-            torch.compile as mmengine's cfg.compile wraps train_step: finite losses, ms/iteration, peak memory;
+            torch.compile as `tools/train.py --compile` runs it (benchmarks/compile_check.py): finite losses,
+            ms/iteration, peak memory; compiled rows: dynamo's graphs, graph breaks, recompiles, max |Δ| vs eager;
   fcmae     FCMAE visible vs dense path, tiny at 224 px, batch 64: img/s and peak memory (benchmarks/bench_fcmae.py);
   transfer  Mask R-CNN (1024², batch 2) and UPerNet (512², batch 2) iteration time, ConvNeXt V2-T against Swin-T.
 Rows that would start after --budget seconds are listed as skipped. `--dry-run`: the same code on the CPU at toy
@@ -185,8 +186,11 @@ def stage_batch(stage: str, size: int, batch: int, classes: int, device: str) ->
         return data
     if stage == 'det':
         from mmdet.testing import demo_mm_inputs
-        return demo_mm_inputs(batch_size=batch, image_shapes=[(3, size, size)] * batch, num_items=[8] * batch,
+        data = demo_mm_inputs(batch_size=batch, image_shapes=[(3, size, size)] * batch, num_items=[8] * batch,
                               num_classes=80, with_mask=True)
+        for sample in data['data_samples']:  # a tuple, as mmdet's Resize writes it (demo: an ndarray, which
+            sample.set_metainfo(dict(scale_factor=(1.0, 1.0)))  # dynamo traces as a tensor it cannot deepcopy)
+        return data
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     samples = []
@@ -198,20 +202,29 @@ def stage_batch(stage: str, size: int, batch: int, classes: int, device: str) ->
                         for _ in range(batch)], data_samples=samples)
 
 
-def run_stage(stage: str, dtype: str, compiled: bool, p: dict, device: str, dry: bool) -> dict:
-    """`iters` training steps through model.train_step and the config's optimizer wrapper; compiled: train_step
-    wrapped in torch.compile as mmengine's Runner does for cfg.compile."""
+def run_stage(stage: str, dtype: str | None, compiled: bool, p: dict, device: str, dry: bool) -> dict:
+    """`iters` training steps through model.train_step and the config's optimizer wrapper; compiled: as a
+    `tools/train.py --compile` run (runtime.launch): cfg.compile with p's backend, the optimizer step kept eager
+    (runtime.eager_optimizer_step), train_step wrapped in torch.compile as mmengine's Runner._maybe_compile does.
+    dtype None: the config's own precision (float32 on a CPU). Compiled rows count dynamo's graphs, graph breaks
+    and recompiles."""
     from mmengine.optim import build_optim_wrapper
+    from runtime import eager_optimizer_step
+    from torch._dynamo.utils import counters
     size, batch = p['sizes'][stage]
     torch.manual_seed(0)
     cfg = stage_cfg(stage, p, dtype, dry)
+    if compiled:
+        cfg.compile = dict(backend=p['backend'])
+        eager_optimizer_step(cfg)
     model = build_model(cfg, device)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     if compiled:
         torch._dynamo.reset()
-        model.train_step = torch.compile(model.train_step, backend=p['backend'])  # mmengine's _maybe_compile
+        counters.clear()
+        model.train_step = torch.compile(model.train_step, **cfg.compile)  # mmengine's Runner._maybe_compile
     data = stage_batch(stage, size, batch, p['classes'], device)
-    losses, times = [], []
+    losses, times, graphs = [], [], []
     reset_peak(device)
     for _ in range(p['iters']):
         sync(device)
@@ -219,13 +232,19 @@ def run_stage(stage: str, dtype: str, compiled: bool, p: dict, device: str, dry:
         losses.append(float(model.train_step(data, wrapper)['loss']))
         sync(device)
         times.append(time.perf_counter() - start)
+        graphs.append(counters['stats']['unique_graphs'])  # graphs after the first step: recompiles
     finite = all(map(math.isfinite, losses))
     ms = 1000 * statistics.median(times[min(2, len(times) - 1):])  # after the first (compiling) iterations
     mem = peak_mib(device)
-    setting = f'{p["arch"]} {size}px batch {batch} {dtype}{" compile" if compiled else ""}'
+    setting = f'{p["arch"]} {size}px batch {batch} {dtype or "float32"}{" compile" if compiled else ""}'
+    dynamo = dict(graphs=graphs[-1], graph_breaks=sum(counters['graph_break'].values()),
+                  recompiles=graphs[-1] - graphs[0]) if compiled else {}
     result = (f'loss {losses[0]:.4g} -> {losses[-1]:.4g}, {ms:.0f} ms/it, first {1000 * times[0]:.0f} ms'
-              + (f', peak {mem:.0f} MiB' if mem else ''))
-    return row('stage', stage, setting, result, ok=finite, losses=losses, ms=ms, peak_mib=mem)
+              + (f', peak {mem:.0f} MiB' if mem else '')
+              + (', {graphs} graphs, {graph_breaks} graph breaks, {recompiles} recompiles'.format(**dynamo)
+                 if compiled else ''))
+    return row('stage', stage, setting, result, ok=finite, losses=losses, ms=ms, peak_mib=mem,
+               seconds=sum(times), **dynamo)
 
 
 # ---- FCMAE visible vs dense ------------------------------------------------------------------------------------
@@ -339,6 +358,12 @@ def main(argv=None) -> list:
                 out = row('error', name, '', f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}',
                           ok=False)
             out = out if isinstance(out, list) else [out]
+            if fn is run_stage and fn_args[2] and 'losses' in out[0]:  # the same stage and dtype, eager
+                eager = next((r for r in rows if r.get('setting') == out[0]['setting'].removesuffix(' compile')
+                              and r['check'] == out[0]['check'] and 'losses' in r), None)
+                if eager:
+                    out[0]['diff'] = max(abs(a - b) for a, b in zip(eager['losses'], out[0]['losses']))
+                    out[0]['result'] += f', max|Δ| vs eager {out[0]["diff"]:.1e}'
             rows += out
             print(f'[{time.time() - clock.start:4.0f} s] ' + '\n         '.join(
                 f'{r["check"]} {r["setting"]}: {r["result"]}' for r in out), flush=True)

@@ -2,7 +2,8 @@
 52.3 APbox); the SimMIM checkpoint (window 6 at 192 px) loads through backbone/swin_simmim.py."""
 _base_ = './_base_/mask_rcnn_cnx2_lsj_3x.py'
 # a leaf's custom_imports replaces the base's list, so the full list is restated
-custom_imports = dict(imports=['backbone', 'backbone.swin_simmim', 'runtime'], allow_failed_imports=False)
+custom_imports = dict(imports=['backbone', 'backbone.swin_simmim', 'runtime', 'runtime.det_amp'],
+                      allow_failed_imports=False)
 model = dict(
     backbone=dict(
         _delete_=True,  # Swin's arguments replace ConvNeXtV2's

@@ -16,6 +16,8 @@ import torch
 from mmengine.logging import print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
+from .mmengine_private import set_amp_state
+
 ACCELERATORS = ('cuda', 'npu', 'mlu', 'musa')  # where mmengine's AmpOptimWrapper runs as it is
 CPU_DTYPES = (None, 'float16', 'bfloat16')
 
@@ -53,9 +55,9 @@ class DeviceAmpOptimWrapper(AmpOptimWrapper):
         if use_fsdp:
             raise ValueError(f'optim_wrapper.use_fsdp=True on {self.device_type}: FSDP loss scaling needs a GPU')
         OptimWrapper.__init__(self, **kwargs)  # AmpOptimWrapper.__init__ asserts an accelerator
-        self.cast_dtype = getattr(torch, name) if name else None
-        self.loss_scaler, self._scale_update_param = grad_scaler(self.device_type, loss_scale,
-                                                                 enabled=self.cast_dtype == torch.float16)
+        cast_dtype = getattr(torch, name) if name else None
+        scaler, static_scale = grad_scaler(self.device_type, loss_scale, enabled=cast_dtype == torch.float16)
+        set_amp_state(self, scaler, cast_dtype, static_scale)  # what AmpOptimWrapper.__init__ would have set
         if self.cast_dtype is None:
             print_log(f'DeviceAmpOptimWrapper: parameters on {self.device_type}, no AMP dtype given: float32 '
                       '(float16 is emulated there); --amp-dtype bfloat16 (optim_wrapper.dtype) for mixed precision',
@@ -79,7 +81,8 @@ class DeviceAmpOptimWrapper(AmpOptimWrapper):
     def update_params(self, *args, **kwargs):
         """mmengine's backward + step, always eager: under --compile (mmengine wraps train_step in torch.compile)
         dynamo of torch 2.14 fails tracing torch.optim's step over mmengine's parameter groups
-        ('UserDefinedDictVariable' object has no attribute 'items'); the model's forward is still compiled."""
+        ('UserDefinedDictVariable' object has no attribute 'items'), and a Python-float lr that the schedule changes
+        would recompile it every iteration; the model's forward is still compiled."""
         return super().update_params(*args, **kwargs)
 
     def state_dict(self) -> dict:
@@ -95,3 +98,29 @@ class DeviceAmpOptimWrapper(AmpOptimWrapper):
         if not self.loss_scaler.is_enabled() or not state_dict.get('loss_scaler', True):
             state_dict.pop('loss_scaler', None)
         super().load_state_dict(state_dict)
+
+
+class EagerStepOptimWrapper(OptimWrapper):
+    """mmengine's OptimWrapper, with backward + optimizer step kept out of torch.compile as in
+    DeviceAmpOptimWrapper.update_params: what a --compile run of a plain-OptimWrapper config (FCMAE) trains with."""
+
+    @torch._dynamo.disable
+    def update_params(self, *args, **kwargs):
+        return super().update_params(*args, **kwargs)
+
+
+EAGER_STEP = {'OptimWrapper': 'EagerStepOptimWrapper', 'AmpOptimWrapper': 'DeviceAmpOptimWrapper'}
+
+
+def eager_optimizer_step(cfg):
+    """For cfg.compile (mmengine compiles model.train_step, optimizer step included): the config's optimizer wrapper
+    swapped for the same one with an eager step (EAGER_STEP; DeviceAmpOptimWrapper is mmengine's AmpOptimWrapper on
+    an accelerator). Numbers are those of the eager run; other wrapper types are kept, with a warning."""
+    kind = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    kind = getattr(kind, '__name__', kind)
+    if kind in EAGER_STEP:
+        cfg.optim_wrapper.type = EAGER_STEP[kind]
+    elif kind not in EAGER_STEP.values():
+        print_log(f'compile: optim_wrapper.type={kind} kept; torch.compile traces its optimizer step, which may fail '
+                  f'or recompile every iteration (eager-step wrappers: {sorted(EAGER_STEP.values())})',
+                  logger='current', level=logging.WARNING)

@@ -98,8 +98,8 @@ def is_complete(path: str) -> bool:
 RESUMABLE = ('optimizer', 'message_hub')  # what mmengine's resume reads besides the weights
 
 
-def not_resumable(path: str) -> str:
-    """Why `path` cannot be resumed from ('' if it can): cut, unreadable, or a weights-only file such as
+def not_resumable(path: str, needs: tuple = RESUMABLE) -> str:
+    """Why `path` cannot be resumed from ('' if it can): cut, unreadable, or without a key of `needs`, e.g.
     CheckpointHook's best_*.pth (saved without optimizer and scheduler state: AdamW and the schedule would restart)."""
     if not osp.exists(path):
         return 'missing'
@@ -109,7 +109,7 @@ def not_resumable(path: str) -> str:
         ckpt = safe_load(path, mmap=zipfile.is_zipfile(path))  # a zip: the pickle only, tensors stay in the file
     except CheckpointError as e:
         return f'unreadable: {str(e).removeprefix(path + ": ")}'
-    lacks = [k for k in RESUMABLE if k not in ckpt]
+    lacks = [k for k in needs if k not in ckpt]
     return f'no {" or ".join(lacks)} saved: not resumable (best_* checkpoints are saved without optimizer ' \
            'state)' if lacks else ''
 

@@ -13,9 +13,11 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from .amp import eager_optimizer_step
 from .config import check_pretrained, load_cfg, scale_lr, set_pretrained, set_resume
 from .dist import setup_dist
 from .evaluation import TASKS, add_dump, enable_tta, enable_visualization, to_json
+from .resume import check_resume_path
 
 
 def build_runner(cfg: Config) -> Runner:
@@ -43,7 +45,11 @@ def train(config: str, work_dir: str | None = None, resume: str | None = None, a
         set_pretrained(cfg, pretrained)
     lr = scale_lr(cfg, world_size, auto_scale_lr)
     if compile:
-        cfg.compile = True  # mmengine compiles train_step / val_step / test_step with torch.compile
+        cfg.compile = True  # mmengine's Runner wraps model.train_step in torch.compile
+    if cfg.get('compile'):
+        eager_optimizer_step(cfg)  # the optimizer step outside the compiled graphs (runtime/amp.py)
+    if resume and resume != 'auto':
+        check_resume_path(resume, schedulers=bool(cfg.get('param_scheduler')))  # a best_*.pth: a named error
     choice = set_resume(cfg, resume) if resume else None
     check_pretrained(cfg)
     if preflight:

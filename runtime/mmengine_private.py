@@ -3,13 +3,14 @@ read from mmengine 0.10.7 in the file named, in this one module; `problems()` sa
 the installed mmengine (tests/test_mmengine_private.py), so a new mmengine is re-read here and nowhere else."""
 import hashlib
 import inspect
+import re
 import textwrap
 
 import mmengine
 import torch
 from mmengine.hooks import CheckpointHook, EMAHook
 from mmengine.logging import HistoryBuffer
-from mmengine.optim import OptimWrapper
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.runner import ValLoop
 from mmengine.runner.loops import IterBasedTrainLoop, _parse_losses
 
@@ -77,6 +78,28 @@ def _check_counts() -> str:
     return ''
 
 
+# ------------------------------------ mmengine/optim/optimizer/amp_optimizer_wrapper.py: AmpOptimWrapper's own state
+AMP_STATE = ('_scale_update_param', 'loss_scaler', 'cast_dtype')  # set by AmpOptimWrapper.__init__, in order
+
+
+def set_amp_state(wrapper: AmpOptimWrapper, loss_scaler, cast_dtype, static_scale: float | None) -> None:
+    """Give an AmpOptimWrapper whose __init__ did not run (it asserts an accelerator) the state its backward, step,
+    state_dict and load_state_dict read. Read from AmpOptimWrapper: __init__ sets `loss_scaler`, `cast_dtype` and the
+    private `_scale_update_param` (a static scale, None when dynamic), which step passes to loss_scaler.update."""
+    wrapper._scale_update_param, wrapper.loss_scaler, wrapper.cast_dtype = static_scale, loss_scaler, cast_dtype
+
+
+def _check_amp_state() -> str:
+    assigned = tuple(dict.fromkeys(re.findall(r'self\.(\w+) =', inspect.getsource(AmpOptimWrapper.__init__))))
+    if assigned != AMP_STATE:
+        return f'sets {assigned} in __init__, not {AMP_STATE}: DeviceAmpOptimWrapper on a CPU (set_amp_state) ' \
+               'would miss state its methods read'
+    if 'self.loss_scaler.update(self._scale_update_param)' not in inspect.getsource(AmpOptimWrapper.step):
+        return 'no longer updates the scale with `_scale_update_param` in step: a static loss scale set by ' \
+               'set_amp_state would not hold'
+    return ''
+
+
 # ---------------------------------------------------------------------- mmengine/hooks/ema_hook.py: the EMA config
 def default_ema_interval(hook: EMAHook, interval: int) -> None:
     """Give an EMAHook's averaged model `interval` unless its config names one. Read from EMAHook: __init__ keeps
@@ -130,6 +153,7 @@ ACCESSES = {  # what is used -> (file read in mmengine 0.10.7, the check against
     'CheckpointHook._save_checkpoint_with_step': ('mmengine/hooks/checkpoint_hook.py', _check_pointer),
     'IterBasedTrainLoop.dataloader_iterator': ('mmengine/runner/loops.py', _check_iterator),
     'OptimWrapper._accumulative_counts': ('mmengine/optim/optimizer/optimizer_wrapper.py', _check_counts),
+    'AmpOptimWrapper._scale_update_param': ('mmengine/optim/optimizer/amp_optimizer_wrapper.py', _check_amp_state),
     'EMAHook.ema_cfg': ('mmengine/hooks/ema_hook.py', _check_ema_cfg),
     'ValLoop.run': ('mmengine/runner/loops.py', _check_val_loop),
     '_parse_losses': ('mmengine/runner/loops.py', _check_parse_losses),

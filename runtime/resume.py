@@ -25,7 +25,27 @@ from mmengine.runner.loops import IterBasedTrainLoop
 
 from backbone.checkpoint import safe_load
 
+from .atomic import not_resumable
 from .mmengine_private import wrap_train_iterator
+
+# what mmengine 0.10.7's Runner.resume reads besides the weights: `meta` and `message_hub` (a bare KeyError without
+# them), `optimizer` and `param_schedulers` (skipped without a word when absent: AdamW and the schedule restart)
+RESUME_READS = ('meta', 'optimizer', 'param_schedulers', 'message_hub')
+
+
+def check_resume_path(path: str, schedulers: bool = True) -> None:
+    """An explicit `--resume PATH` must hold all that a resume restores (`param_schedulers` only when the config has
+    schedulers: mmengine saves them only then); else an error naming the file, what it lacks, and how to start from
+    its weights alone. A URL is left to mmengine."""
+    if '://' in path:
+        return
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'--resume {path}: no such file')
+    why = not_resumable(path, tuple(k for k in RESUME_READS if schedulers or k != 'param_schedulers'))
+    if why:
+        raise ValueError(f'--resume {path}: {why}. To start from its weights with a new optimizer and schedule: '
+                         f'--cfg-options load_from={path} without --resume (or --pretrained / the backbone\'s '
+                         'init_cfg for the backbone alone)')
 
 
 def keep_seed(cfg) -> int | None:

@@ -11,7 +11,7 @@ from runtime import mmengine_checkpoints
 from toydata import ade20k, coco_instances
 
 LEAF = '''_base_ = '{base}'
-custom_imports = dict(imports=['backbone', 'runtime', 'fault_helper'], allow_failed_imports=False)
+custom_imports = dict(imports=_base_.custom_imports['imports'] + ['fault_helper'], allow_failed_imports=False)
 custom_hooks = {hooks}
 '''
 WITH_HOOK, WITHOUT_HOOK = "[dict(type='ResumeStateHook'), dict(type='KillAt')]", "[dict(type='KillAt')]"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 from mmengine.hooks import CheckpointHook, EMAHook
-from mmengine.optim import OptimWrapper
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.runner import ValLoop, loops
 from mmengine.runner.loops import IterBasedTrainLoop
 
@@ -32,6 +32,10 @@ def changed_counts(self, optimizer, accumulative_counts=1, clip_grad=None):
     self.optimizer, self.accumulation = optimizer, accumulative_counts
 
 
+def changed_amp_init(self, loss_scale='dynamic', dtype=None, **kwargs):
+    self.loss_scaler, self.cast_dtype, self.static_scale = loss_scale, dtype, None  # the static scale renamed
+
+
 def changed_ema_init(self, ema_type='ExponentialMovingAverage', **kwargs):
     self.averaged = dict(type=ema_type, **kwargs)
 
@@ -40,6 +44,7 @@ def changed_ema_init(self, ema_type='ExponentialMovingAverage', **kwargs):
     (CheckpointHook, '_save_checkpoint_with_step', renamed_pointer, 'CheckpointHook._save_checkpoint_with_step'),
     (IterBasedTrainLoop, 'run', copied_run, 'IterBasedTrainLoop.dataloader_iterator'),
     (OptimWrapper, '__init__', changed_counts, 'OptimWrapper._accumulative_counts'),
+    (AmpOptimWrapper, '__init__', changed_amp_init, 'AmpOptimWrapper._scale_update_param'),
     (EMAHook, '__init__', changed_ema_init, 'EMAHook.ema_cfg'),
     (ValLoop, 'run', copied_run, 'ValLoop.run'),
     (loops, '_parse_losses', lambda losses: {}, '_parse_losses')])
@@ -62,7 +67,8 @@ def test_the_runner_logs_a_changed_access_on_another_mmengine(tmp_path, monkeypa
 
 def test_no_other_module_reaches_into_mmengine():
     """The mmengine internals used appear in runtime/mmengine_private.py only (tests aside)."""
-    pattern = re.compile(r'_accumulative_counts|dataloader_iterator|_parse_losses|_save_checkpoint_with_step|ema_cfg')
+    pattern = re.compile(r'_accumulative_counts|dataloader_iterator|_parse_losses|_save_checkpoint_with_step|ema_cfg|'
+                         r'_scale_update_param')
     folders = [d for d in ROOT.iterdir() if d.is_dir() and not d.name.startswith('.') and d.name != 'tests']
     ours = [p for d in folders for p in d.rglob('*.py')]
     found = sorted(str(p.relative_to(ROOT)) for p in ours if pattern.search(p.read_text(errors='replace')))

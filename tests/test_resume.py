@@ -18,6 +18,7 @@ from mmengine.model import BaseModel
 from torch.utils.data import Dataset
 
 from runtime import SafeLoadRunner, mmengine_checkpoints
+from runtime.resume import check_resume_path
 
 MAX_ITERS = 4
 
@@ -94,6 +95,37 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     for a, b in zip(full.model.parameters(), resumed.model.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-7)
     torch.testing.assert_close(resumed.optim_wrapper.get_lr()['lr'][0], full.optim_wrapper.get_lr()['lr'][0])
+
+
+def test_explicit_resume_of_a_partial_checkpoint_is_refused(tmp_path):
+    """`--resume PATH` of a best_*.pth (mmengine's save_best writes it without optimizer and scheduler state, which
+    Runner.resume would skip: AdamW and the schedule restarting) or of a file without `meta`: an error naming the
+    file, what it lacks and how to start from its weights, raised by tools/train.py before any runner is built."""
+    from tools import train as train_tool
+    from toyruns import CONFIGS
+    from toyruns.stages import ROOT
+    runner = make_runner(tmp_path / 'run', StopAt())
+    runner.train()
+    complete = tmp_path / 'run' / f'iter_{MAX_ITERS}.pth'
+    # what CheckpointHook._save_best_checkpoint calls
+    runner.save_checkpoint(str(tmp_path), 'best_loss_iter_4.pth', save_optimizer=False, save_param_scheduler=False)
+    best, no_meta = tmp_path / 'best_loss_iter_4.pth', tmp_path / 'no_meta.pth'
+    with mmengine_checkpoints():
+        torch.save({k: v for k, v in torch.load(complete).items() if k != 'meta'}, no_meta)
+    check_resume_path(str(complete))  # all that a resume reads
+    how = 'To start from its weights with a new optimizer and schedule: --cfg-options load_from='
+    with pytest.raises(ValueError, match=f'^--resume {best}: no optimizer or param_schedulers saved: not resumable '
+                                         rf'.*{how}{best} without --resume'):
+        check_resume_path(str(best))
+    with pytest.raises(ValueError, match=f'^--resume {best}: no optimizer saved'):
+        check_resume_path(str(best), schedulers=False)  # a config without schedulers: only the optimizer lacks
+    with pytest.raises(ValueError, match=f'^--resume {no_meta}: no meta saved'):
+        check_resume_path(str(no_meta))
+    with pytest.raises(FileNotFoundError, match=f'--resume {tmp_path}/gone.pth: no such file'):
+        check_resume_path(str(tmp_path / 'gone.pth'))
+    with pytest.raises(ValueError, match=f'^--resume {best}: no optimizer or param_schedulers saved'):
+        train_tool.main([str(ROOT / CONFIGS['fcmae']), '--work-dir', str(tmp_path / 'fcmae'), '--resume', str(best),
+                         '--no-preflight'])
 
 
 def test_without_allow_list_resume_fails(tmp_path):

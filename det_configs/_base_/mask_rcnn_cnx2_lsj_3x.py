@@ -7,8 +7,9 @@ _base_ = [
     # with recomputed boxes, tiny boxes filtered, flip), 1333x800 test, CocoMetric bbox+segm, default runtime
     'mmdet::common/lsj-100e_coco-instance.py',
 ]
-# ConvNeXtV2 + the constructor; the atomic checkpoint hook, exact resume and SafeLoadRunner (runtime/)
-custom_imports = dict(imports=['backbone', 'runtime'], allow_failed_imports=False)
+# ConvNeXtV2 + the constructor; the atomic checkpoint hook, exact resume and SafeLoadRunner (runtime/); the RPN head
+# and RoI extractors that feed mmcv's nms / RoIAlign the dtypes they take under AMP (runtime/det_amp.py)
+custom_imports = dict(imports=['backbone', 'runtime', 'runtime.det_amp'], allow_failed_imports=False)
 runner_type = 'SafeLoadRunner'
 
 # The FPN's in_channels per arch: the stage widths of backbone.VARIANTS, the one table of sizes. A plain mmengine
@@ -19,6 +20,10 @@ widths = {arch: list(v['dims']) for arch, v in backbone.VARIANTS.items()}
 model = dict(
     # _delete_: ResNet's arguments (depth, norm_cfg, style, torchvision init) do not apply to ConvNeXtV2
     backbone=dict(_delete_=True, type='ConvNeXtV2', out_indices=(0, 1, 2, 3), init_cfg=dict(type='Pretrained')),
+    # mmdet's RPNHead / SingleRoIExtractor, casting to float32 only where mmcv's kernels lack the autocast dtype
+    rpn_head=dict(type='AmpRPNHead'),
+    roi_head=dict(bbox_roi_extractor=dict(type='AmpSingleRoIExtractor'),
+                  mask_roi_extractor=dict(type='AmpSingleRoIExtractor')),
     test_cfg=dict(rcnn=dict(nms=dict(type='soft_nms', iou_threshold=0.5))))  # soft-NMS in the second stage only
 
 # 36 epochs over COCO itself: unwrap the 100e base's RepeatDataset(times=4); 4 images/GPU x 8 GPUs = 32.
