@@ -3,8 +3,9 @@ or validates on before any runner exists, so that bad annotations give an error 
 named, counted skip, instead of a bare KeyError at dataset build or an IndexError in the loss mid-training.
 
 tools/train.py calls check(cfg) before building the runner (--no-preflight skips it); `python tools/preflight.py
-CONFIG` runs it alone. Other dataset types are skipped. Label-map scans are cached in WORK_DIR/preflight_cache.json
-by (size, mtime_ns), so a resumed run rereads only the files that changed."""
+CONFIG` runs it alone. Other dataset types are skipped. Label-map scans (by size, mtime_ns) and COCO verdicts (by
+size, mtime_ns, ctime_ns: verdicts.py) are cached in WORK_DIR/preflight_cache.json, so a resumed run rereads only the
+files that changed."""
 import json
 import logging
 import os
@@ -78,11 +79,14 @@ def check(cfg, use_cache: bool = True, splits=('train', 'val')) -> dict:
     print(f'preflight: global rank 0 checks the {"/".join(splits)} data ({threads} threads)', file=sys.stderr,
           flush=True)
     cache_file = osp.join(cfg.work_dir, CACHE) if use_cache and cfg.get('work_dir') else None
-    cache = {}
+    cache = dict(label_maps={}, coco={})
     if cache_file and osp.isfile(cache_file):
         try:
             with open(cache_file) as f:
-                cache = json.load(f).get('label_maps', {})
+                stored = json.load(f)
+            if not all(isinstance(stored.get(k, {}), dict) for k in cache):
+                raise ValueError('not a dict of files')
+            cache.update({k: stored.get(k, {}) for k in cache})
         except (ValueError, AttributeError):  # not ours or damaged: rescan, and rewrite it below
             print_log(f'preflight: {cache_file} is not a cache this tool wrote; rescanning', logger='current',
                       level=logging.WARNING)
@@ -96,8 +100,8 @@ def check(cfg, use_cache: bool = True, splits=('train', 'val')) -> dict:
                     continue
                 key = (kind, ds.ann_file, json.dumps(ds.data_prefix, sort_keys=True), ds.test_mode)
                 if key not in done:
-                    done[key] = (check_coco(ds, with_mask(ds_cfg), pool) if kind == 'coco'
-                                 else check_seg(ds, cache, pool))
+                    done[key] = (check_coco(ds, with_mask(ds_cfg), pool, cache['coco'] if cache_file else None)
+                                 if kind == 'coco' else check_seg(ds, cache['label_maps'], pool))
                     summary, errors, skips = done[key]
                     if skips.kinds:
                         print_log(f'preflight: {summary["file"]}: ' + '; '.join(skips.lines()), logger='current',
@@ -105,11 +109,11 @@ def check(cfg, use_cache: bool = True, splits=('train', 'val')) -> dict:
                     if errors.kinds:
                         problems += [f'{summary["file"]}:'] + errors.block()
                 result.setdefault(split, []).append(done[key][0])
-    if cache_file and cache:
+    if cache_file and any(cache.values()):
         os.makedirs(cfg.work_dir, exist_ok=True)
         tmp = f'{cache_file}.tmp{os.getpid()}'
         with open(tmp, 'w') as f:
-            json.dump(dict(version=1, label_maps=cache), f)
+            json.dump(dict(version=2, **cache), f)
         os.replace(tmp, cache_file)
     if problems:
         raise DataError(f'preflight: the data of {getattr(cfg, "filename", "the config")} has problems (fix them, or '

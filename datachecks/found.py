@@ -1,7 +1,7 @@
 """Problems and skips collected per file and kind, so one message can name every kind with a count and records;
 which listed files are missing."""
 import os
-import os.path as osp
+from operator import methodcaller
 
 SHOW = 10  # records named per kind of problem
 
@@ -49,6 +49,7 @@ def _listing(folder: str) -> set:
 def missing(paths: list, pool) -> set:
     """The paths that name no entry of their folder: one directory listing per folder, not one stat per file (118k
     COCO images: a fraction of a second instead of seconds)."""
-    folders = sorted({osp.dirname(p) for p in paths})
+    split = [(head or sep, name) for head, sep, name in map(methodcaller('rpartition', os.sep), paths)]
+    folders = sorted({folder for folder, _ in split})  # above: osp.dirname / basename without their per-call cost
     names = dict(zip(folders, pool.map(_listing, folders)))
-    return {p for p in paths if osp.basename(p) not in names[osp.dirname(p)]}
+    return {p for p, (folder, name) in zip(paths, split) if name not in names[folder]}

@@ -136,6 +136,20 @@ def max_difference(a: dict, b: dict) -> float:
     return max(diffs)
 
 
+def logged_warnings(fn, *args):
+    """(fn's result, the warnings it logged through mmengine's current logger)."""
+    import logging
+    from mmengine.logging import MMLogger
+    records, handler = [], logging.Handler(logging.WARNING)
+    handler.emit = lambda record: records.append(record.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        return fn(*args), '\n'.join(records)
+    finally:
+        logger.removeHandler(handler)
+
+
 def det_toy_options(data_root, batch: int = 2, val: bool = True) -> list:
     """--cfg-options for toy COCO at data_root (COCO_CLASSES): LSJ and test scale 128, CPU-sized heads (64 FPN
     channels, 32 sampled RoIs, 50 proposals), no loader workers, one epoch, log every iteration; val=False: no
@@ -175,7 +189,8 @@ def toy_model():
 @pytest.fixture(scope='session')
 def runs():
     """Helpers for tests that train through tools/train.py: start/finish a subprocess, dist_train (2 processes),
-    train_here, last_log, max_difference, det_toy_options (+ COCO_CLASSES) and the repository ROOT."""
+    train_here, last_log, max_difference, logged_warnings, det_toy_options (+ COCO_CLASSES) and the repository ROOT."""
     return SimpleNamespace(start=start, finish=finish, dist_train=dist_train, train_here=train_here, ROOT=ROOT,
                            last_log=last_log, max_difference=max_difference, det_toy_options=det_toy_options,
+                           logged_warnings=logged_warnings,
                            COCO_CLASSES=COCO_CLASSES)

@@ -2,12 +2,10 @@
 missing fields or missing images is an error naming file, record and key; boxes and images that mmdet drops are named
 and counted; an ADE20K label out of range stops tools/train.py naming the file and the value. docs/FAULTS.md."""
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
-from mmengine.logging import MMLogger
 from PIL import Image
 
 import datachecks as preflight
@@ -21,17 +19,6 @@ SEG_CONFIG = str(ROOT / 'seg_configs' / 'upernet_cnx2_a.py')
 
 pytestmark = pytest.mark.usefixtures('one_thread')  # conftest.py
 
-
-def logged_warnings(fn, *args):
-    """(fn's result, the warnings it logged through mmengine's current logger)."""
-    records, handler = [], logging.Handler(logging.WARNING)
-    handler.emit = lambda record: records.append(record.getMessage())
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
-        return fn(*args), '\n'.join(records)
-    finally:
-        logger.removeHandler(handler)
 
 
 @pytest.fixture(scope='module')
@@ -99,7 +86,7 @@ def test_coco_every_problem_is_collected_and_counted(coco):
         "    'circle' (0)", '  1 image files missing:', f'    {cfg.data_root}/train2017/nowhere.jpg']
 
 
-def test_coco_zero_size_boxes_and_empty_images_are_named_and_counted(coco):
+def test_coco_zero_size_boxes_and_empty_images_are_named_and_counted(coco, runs):
     """The counts equal what mmdet's own CocoDataset keeps, built here on the same file."""
     from mmdet.registry import DATASETS
     from mmengine.registry import init_default_scope
@@ -117,7 +104,7 @@ def test_coco_zero_size_boxes_and_empty_images_are_named_and_counted(coco):
         anns[zero[1]['id']]['area'] = 0
         data['annotations'] = [a for a in data['annotations'] if a['image_id'] != first]  # an image without boxes
     ann_file = write(edit)
-    result, log = logged_warnings(preflight.check, cfg, False)
+    result, log = runs.logged_warnings(preflight.check, cfg, False)
     empty = next(im['file_name'] for im in original['images'] if im['id'] == first)
     assert (f'preflight: {ann_file}: 2 boxes of zero size (width or height < 1 px, or area <= 0) skipped (ann ids): '
             f'{zero[0]["id"]}, {zero[1]["id"]}; 1 images without annotations left out of training by filter_empty_gt: '

@@ -19,8 +19,9 @@ from runtime import load_cfg  # noqa: E402
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description='Check the annotations a config trains and validates on')
     parser.add_argument('config')
-    parser.add_argument('--work-dir', help='where the label-map cache goes (default as tools/train.py)')
-    parser.add_argument('--no-cache', action='store_true', help='rescan every label map')
+    parser.add_argument('--work-dir', help='where the preflight cache goes (default as tools/train.py)')
+    parser.add_argument('--no-cache', action='store_true',
+                        help='check every label map and COCO json again (WORK_DIR/preflight_cache.json unused)')
     parser.add_argument('--splits', nargs='+', default=['train', 'val', 'test'], choices=['train', 'val', 'test'],
                         help='whose dataloaders to check (tools/train.py checks train and val)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
