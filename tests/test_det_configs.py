@@ -12,7 +12,7 @@ from backbone import VARIANTS
 from backbone.zoo import ZOO
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIGS = sorted(glob.glob(osp.join(ROOT, 'det_configs', '*.py')))
+CONFIGS = sorted(glob.glob(osp.join(ROOT, 'det_configs', 'mask_rcnn_*.py')))  # Cascade: test_cascade_configs.py
 SIZES = dict(a='atto', f='femto', p='pico', n='nano', t='tiny', b='base', l='large', h='huge')
 LSJ = ['LoadImageFromFile', 'LoadAnnotations', 'RandomResize', 'RandomCrop', 'FilterAnnotations', 'RandomFlip',
        'PackDetInputs']
@@ -76,7 +76,7 @@ def test_cnx2_leaf(letter):
     assert bb.get('with_cp', False) == (letter in 'lh')
     assert cfg.optim_wrapper.constructor == 'ConvNeXtV2LayerDecayConstructor'
     assert cfg.optim_wrapper.paramwise_cfg == dict(decay_rate=0.95, decay_type='layer_wise')
-    assert cfg.custom_imports.imports == ['backbone', 'runtime']
+    assert cfg.custom_imports.imports == ['backbone', 'runtime', 'runtime.det_amp']
 
 
 def test_widths_table_equals_variants(monkeypatch):
@@ -94,7 +94,7 @@ def test_swin_configs():
             'SimMIMSwinTransformer', dims, (2, 2, 18, 2), heads)
         assert bb.window_size == 7 and bb.get('with_cp', False) == cp and 'arch' not in bb
         assert cfg.model.neck.in_channels == [dims * 2 ** i for i in range(4)]
-        assert cfg.custom_imports.imports == ['backbone', 'backbone.swin_simmim', 'runtime']
+        assert cfg.custom_imports.imports == ['backbone', 'backbone.swin_simmim', 'runtime', 'runtime.det_amp']
         assert 'decay_rate' not in cfg.optim_wrapper.paramwise_cfg
     assert large.model.backbone.init_cfg.checkpoint == 'ckpts/simmim_swin_l.pth'
 

@@ -22,7 +22,7 @@ from runtime.seg_eval import build_cfg, set_tta_flip
 from tools.seg_eval import parse_args
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIGS = sorted(glob.glob(osp.join(ROOT, 'seg_configs', '*.py')))
+CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'seg_configs', '*.py')) if '_640_' not in p)  # 512 recipe
 SIZES = dict(a='atto', f='femto', p='pico', n='nano', t='tiny', b='base', l='large', h='huge')
 SWIN_WIDTHS = dict(b=[128, 256, 512, 1024], l=[192, 384, 768, 1536])  # embed_dims × (1, 2, 4, 8)
 

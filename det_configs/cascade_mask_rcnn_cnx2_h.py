@@ -1,0 +1,9 @@
+"""Cascade Mask R-CNN + FPN, ConvNeXt V2-Huge, COCO 3x (recipe in _base_/cascade_mask_rcnn_cnx2_3x.py)."""
+_base_ = './_base_/cascade_mask_rcnn_cnx2_3x.py'
+arch = 'huge'
+# Backbone: the released FCMAE weights, as the Mask R-CNN leaves; --pretrained puts ours or another in their place.
+# Drop path 0.8 and layer decay 0.7 (the base's): ConvNeXt V1-XL's Cascade config, the largest size V1 published.
+# with_cp: activation checkpointing, as the Mask R-CNN leaf of this size.
+model = dict(
+    backbone=dict(arch=arch, drop_path_rate=0.8, with_cp=True, init_cfg=dict(checkpoint=f'convnextv2_{arch}.fcmae')),
+    neck=dict(in_channels=_base_.widths[arch]))
