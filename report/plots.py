@@ -28,3 +28,24 @@ def plot_bars(bars: list, labels: tuple, title: str, path: Path) -> None:
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
+
+
+def plot_histograms(panels: dict, path: Path, bins: int, value_range: tuple, xlabel: str, title: str) -> None:
+    """One panel per key of `panels` ({panel: {series label: values}}), the series' histograms overlaid as steps."""
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    fig = Figure(figsize=(3 * cols, 2.2 * rows + 0.6))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax, (name, series) in zip(axes.flat, panels.items()):
+        for label, values in series.items():
+            ax.hist(values, bins=bins, range=value_range, histtype='step', label=label)
+        ax.set_title(name, fontsize=8)
+        ax.tick_params(labelsize=6)
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    for ax in axes[-1]:
+        ax.set_xlabel(xlabel, fontsize=7)
+    axes[0][0].legend(fontsize=6)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)

@@ -120,8 +120,8 @@ def init_name(checkpoint: str | None, depth: int = 0) -> str:
     config = dumped_config(path.parent) if path.parent.is_dir() and depth < 3 else None
     if config is not None:
         model = read_config(str(config.resolve())).model
-        if model.get('type') == 'FCMAE':
-            return 'FCMAE (ours)'
+        if model.get('type') in ('FCMAE', 'SimMIM'):  # our own pre-training runs
+            return f"{model.type} (ours)"
         if model.get('type') == 'ImageClassifier':
             return init_name((model.backbone.get('init_cfg') or {}).get('checkpoint'), depth + 1) + ' → IN-1K FT'
     name = path.name.lower()

@@ -11,7 +11,7 @@ from report.toy_study import beats, transfer_table
 from runtime.config import load_cfg
 from tools.compare import main as compare
 from tools.train import parse_args
-from toyruns import CONFIGS, Job, Toy, run_jobs, run_stage
+from toyruns import CONFIGS, Job, Toy, run_jobs, run_stage, swin_options
 from toyruns.stages import ROOT
 
 
@@ -133,3 +133,133 @@ def test_bad_settings_are_named(tmp_path):
     (tmp_path / 'broken.jpg').write_bytes(b'not a jpeg')
     with pytest.raises(ValueError, match=f'cannot read image {tmp_path}/broken.jpg'):
         reconstruction_losses(cfg, str(tmp_path / 'fcmae.pth'), [str(tmp_path / 'broken.jpg')], 64)
+
+
+def test_simmim_stage_is_the_recipe_with_the_atto_sized_swin(tmp_path):
+    """The toy SimMIM stage is pretrain/configs/simmim_swin_b.py with the demo's Swin (atto's widths and depths, the
+    same as swin_options), the recipe's mask patch 32 and model patch 4, a window tiling the last stage's map (the
+    recipe's 6 at 192 px) and the 10 / 700 / 800-epoch schedule scaled to the run."""
+    cfg = cfg_of(Toy('simmim', str(tmp_path), 16, size=128, batch=8))
+    assert cfg.model.backbone.arch == dict(embed_dims=40, depths=[2, 2, 6, 2], num_heads=[2, 4, 8, 16])
+    assert cfg.model.backbone.stage_cfgs.block_cfgs.window_size == 4 and cfg.model.backbone.img_size == 128
+    assert cfg.model.neck.in_channels == 320 and cfg.model.head.patch_size == 4
+    mask = cfg.train_dataloader.dataset.pipeline[2]
+    assert (mask.input_size, mask.mask_patch_size, mask.model_patch_size, mask.mask_ratio) == (128, 32, 4, 0.6)
+    assert cfg.train_dataloader.dataset.pipeline[0].scale == 128 and cfg.train_cfg.max_epochs == 16
+    assert cfg.train_dataloader.dataset.dataset.data_root == str(tmp_path)
+    warm, decay = cfg.param_scheduler
+    assert warm.end == decay.begin == 1 and decay.milestones == [13] and decay.end == 16  # epoch 14 = 700 / 800
+    assert 'model.backbone.embed_dims=40' in swin_options('det') and 'model.backbone.num_heads=(2,4,8,16)' in \
+        swin_options('seg')
+
+
+@pytest.fixture(scope='module')
+def simmim_run(tmp_path_factory):
+    """The toy SimMIM stage through tools/train.py: 8 pool images of 64 px, batch 4, 2 epochs (4 iterations)."""
+    from toydata import unlabeled
+    tmp = tmp_path_factory.mktemp('toy_simmim')
+    unlabeled(tmp / 'pool', images=8, size=(64, 64), seed=3)
+    return tmp, run_stage(Toy('simmim', str(tmp / 'pool'), 2, size=64, batch=4), tmp / 'simmim')
+
+
+@pytest.mark.parametrize('stage', ['det', 'seg'])
+def test_toy_simmim_checkpoint_is_the_toy_swin_detectors_and_segmentors_backbone(simmim_run, stage):
+    """The toy Swin Mask R-CNN / UPerNet, built from the command line run_stage gives tools/train.py with the SimMIM
+    checkpoint as --pretrained, holds the SimMIM encoder: every checkpoint tensor is loaded (equal; relative-position
+    tables resized from window 2 to 7, the centre kept) or named as dropped (decoder, mask token, final norm, index
+    buffers); only the detector's per-stage output norms are new."""
+    import torch
+    from mmengine.registry import MODELS, init_default_scope
+    from runtime import mmengine_checkpoints, set_pretrained
+    from toyruns import SWIN_CONFIGS, train_command
+    tmp, result = simmim_run
+    assert result['stage'] == 'simmim' and result['loss'] > 0
+    toy = Toy(stage, str(tmp), 1, size=64, config=SWIN_CONFIGS[stage], extra=swin_options(stage))
+    args = parse_args([str(a) for a in train_command(toy, tmp / stage, result['checkpoint'])[1:]])
+    assert args.pretrained == result['checkpoint']
+    cfg = load_cfg(args.config, args.cfg_options, None, 'none')
+    set_pretrained(cfg, args.pretrained)
+    init_default_scope(cfg.default_scope)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    got = model.backbone.state_dict()
+    with mmengine_checkpoints():
+        src = torch.load(result['checkpoint'], map_location='cpu')['state_dict']
+    report = model.backbone.load_simmim(result['checkpoint'])  # the same loader again, for its report
+    assert sorted(report['absent']) == sorted(k for k in got if k.startswith('norm'))  # norm0..3: new
+    dropped = {k for k in src if not k.startswith('backbone.')} | {
+        k[len('backbone.'):].replace('norm3.', 'norm.') for k in src
+        if k.startswith(('backbone.norm3.', 'backbone.mask_token')) or k.endswith('relative_position_index')}
+    assert set(report['dropped']) == dropped and any(k.startswith('neck.') for k in dropped)
+    loaded = [k for k in got if not k.startswith('norm') and not k.endswith('relative_position_index')]
+    assert report['loaded'] == len(loaded) and len(loaded) + len(dropped) == len(src)
+    for k in loaded:
+        v = src[f'backbone.{k}']
+        if k.endswith('relative_position_bias_table'):
+            assert v.shape[0] == 3 * 3 and got[k].shape == (13 * 13, v.shape[1])  # window 2 -> 7
+            torch.testing.assert_close(got[k][6 * 13 + 6], v[1 * 3 + 1])  # offset (0, 0), the grid centre: kept
+        else:
+            assert torch.equal(got[k], v), k
+
+
+def ladder_summary():
+    """A ladder summary as benchmarks/ladder.py writes it: 2 seeds, supervised top-1 from the pre-training run."""
+    from benchmarks.ladder import ARMS, SCALES
+    cell = lambda values: dict(mean=sum(values) / len(values), values=values, std=(  # noqa: E731
+        sum((v - sum(values) / len(values)) ** 2 for v in values) / (len(values) - 1)) ** .5)
+    table = {arm: dict(bbox_mAP=cell([10. + i, 12. + i]), segm_mAP=cell([8., 8.]), mIoU=cell([40., 50.]))
+             for i, arm in enumerate(ARMS)}
+    table['v2_sup']['top1'] = dict(mean=70., std=0., values=[70.])
+    table['v2_fcmae']['top1'] = cell([80., 84.])
+    return dict(scale=SCALES['full'], seeds=[0, 1], images_seen=8192, table=table, times={}, wall_s=600)
+
+
+def test_ladder_plan_gives_every_arm_the_same_budgets(tmp_path, capsys):
+    """The dry plan of benchmarks/ladder.py: each arm pre-trained on the same images seen at the same batch (FCMAE and
+    SimMIM on the pool, supervised on the labeled toy ImageNet), and per seed the same Mask R-CNN / UPerNet run from
+    that arm's checkpoint (V1 blocks for V1 arms, the atto-sized Swin for SimMIM)."""
+    from benchmarks.ladder import SCALES, main, plan, steps
+    s = SCALES['full']
+    d = {k: tmp_path / k for k in ('unlabeled', 'imagenet', 'coco', 'ade20k')}
+    runs = {name: (toy, source) for name, toy, source in plan(s, d, [0, 1, 2])}
+    pre = {name.split('/')[1]: toy for name, (toy, _) in runs.items() if name.startswith('pretrain/')}
+    assert sorted(pre) == ['swin_simmim', 'v1_fcmae', 'v1_sup', 'v2_fcmae', 'v2_sup']
+    seen = {arm: toy.length * (s['pool'] if toy.stage in ('fcmae', 'simmim') else s['imagenet'])
+            for arm, toy in pre.items()}
+    assert set(seen.values()) == {2048 * 4} and {t.batch for t in pre.values()} == {64}
+    assert {steps(t, s['pool']) for t in pre.values()} == {128}  # the same optimizer steps, too
+    assert pre['v1_sup'].data == str(d['imagenet']) and pre['swin_simmim'].data == pre['v1_fcmae'].data == str(
+        d['unlabeled'])
+    assert pre['v1_fcmae'].extra == ['model.block=v1'] and pre['v1_sup'].extra == ['model.backbone.block=v1']
+    for task in ('det', 'seg'):
+        down = {name.split('/')[1]: (toy, src) for name, (toy, src) in runs.items()
+                if name.startswith(f'{task}/') and name.endswith('seed1')}
+        assert len(down) == 6 and len({(t.length, t.batch, t.size, t.images, t.seed, t.data) for t, _ in
+                                       down.values()}) == 1
+        assert {arm: src for arm, (_, src) in down.items()} == {
+            arm: None if arm == 'random' else f'pretrain/{arm}' for arm in down}
+        assert down['swin_simmim'][0].config and 'model.backbone.embed_dims=40' in down['swin_simmim'][0].extra
+        assert down['v1_fcmae'][0].extra == ['model.backbone.block=v1'] == down['v1_sup'][0].extra
+    for name in ('pretrain/v1_sup', 'finetune/v1_fcmae/seed0'):  # tested as the V1 model it trained
+        assert cfg_of(runs[name][0], test=True).model.backbone.block == 'v1', name
+    assert len(runs) == 5 + 3 * (2 + 6 * 2)
+    listing = main(['--dry-run', '--work', str(tmp_path)])
+    assert listing['runs'] == list(runs) and 'det/swin_simmim/seed2' in capsys.readouterr().out
+
+
+def test_ladder_table_has_the_papers_tables_6_and_7_in_their_own_columns(tmp_path):
+    """Our mean ± std per arm beside the paper's B and L numbers (docs/RECIPES.md, Tables 6 and 7: APbox / APmask,
+    multi-scale mIoU); arms the paper does not list get dashes; the plot is a PNG."""
+    from benchmarks.ladder import ladder_table, plot
+    rows = {line.split(' | ')[0][2:]: line.strip('| ').split(' | ')[1:]
+            for line in ladder_table(ladder_summary()).splitlines()[2:]}
+    spread = ['8.0 ± 0.0', '45.0 ± 7.1']  # APmask, mIoU
+    assert rows == {  # ours: top-1, APbox, APmask, mIoU; the paper: B APbox, APmask, mIoU, L APbox, APmask, mIoU
+        'ConvNeXt V1 supervised': ['–', '11.0 ± 1.4', *spread, '50.3', '44.9', '49.9', '50.6', '45.1', '50.5'],
+        'ConvNeXt V2 supervised': ['70.0', '12.0 ± 1.4', *spread, '51.0', '45.6', '50.5', '51.5', '45.8', '51.6'],
+        'ConvNeXt V1 + FCMAE': ['–', '13.0 ± 1.4', *spread, *['–'] * 6],
+        'ConvNeXt V2 + FCMAE': ['82.0 ± 2.8', '14.0 ± 1.4', *spread, '52.9', '46.6', '52.1', '54.4', '47.7', '53.7'],
+        'Swin + SimMIM': ['–', '15.0 ± 1.4', *spread, '52.3', '–', '52.8', '53.8', '–', '53.5'],
+        'random init (ConvNeXt V2)': ['–', '16.0 ± 1.4', *spread, *['–'] * 6]}
+    plot(ladder_summary(), tmp_path / 'ladder.png')
+    assert (tmp_path / 'ladder.png').read_bytes()[:4] == b'\x89PNG'

@@ -1,6 +1,7 @@
 """The end-to-end demo on generated toy data: FCMAE pre-training of atto -> ImageNet fine-tuning -> Mask R-CNN (COCO
-layout) and UPerNet (ADE20K layout, single + multi-scale test), each beside its Swin baseline -> tools/compare.py
-report. The runs are the toy studies' stage definitions (toyruns.stages), scheduled on DEMO_WORKERS cores.
+layout) and UPerNet (ADE20K layout, single + multi-scale test), each beside its Swin baseline, SimMIM-pre-trained on
+the same pool for as many iterations as FCMAE (same images, batch and epochs) -> tools/compare.py report. The runs are
+the toy studies' stage definitions (toyruns.stages), scheduled on DEMO_WORKERS cores.
 
     bash tools/demo.sh [WORK=work_dirs/demo]     (python -m toyruns.demo WORK)   DEMO_SCALE=default|tiny, knobs DEMO_*
 
@@ -25,14 +26,16 @@ SCALES = dict(  # tiny: the test suite's run (1-2 iterations per stage, 64-px im
                  det_init='fcmae'))
 KNOBS = dict(  # DEMO_<NAME> environment variables; sizes are square image sides (multiples of 32)
     images='train images per split (ImageNet: per class, 4 classes); val gets half', cls_size='ImageNet crop',
-    size='COCO / ADE20K image side', fcmae_epochs='', ft_epochs='', cls_batch='', det_epochs='', det_batch='',
+    size='COCO / ADE20K image side', fcmae_epochs='FCMAE and SimMIM epochs over the pool', ft_epochs='',
+    cls_batch='FCMAE, SimMIM and fine-tuning batch', det_epochs='', det_batch='',
     seg_iters='', seg_batch='', flops='1: FLOPs in the report (a CPU forward at 1280x800 / 2048x512 each)',
-    pool='unlabeled images for FCMAE', workers='runs at a time (one core each)',
+    pool='unlabeled images for FCMAE and SimMIM', workers='runs at a time (one core each)',
     det_init='fcmae | finetune: the Mask R-CNN backbone init')
 LOG_EVERY_ITER = ['default_hooks.logger.interval=1']  # live progress: every iteration logged
 SHOW = re.compile(r'Epoch\(|Iter\(|mAP_copypaste|seg_eval:|visualize_fcmae:|compare:|Error|error:')
 RUNS = {  # run folder: (step names of its train and test steps) -- the folder names appear in the report
-    'fcmae_cnx2_atto': ('fcmae', None), 'finetune_cnx2_atto': ('finetune', 'finetune_test'),
+    'fcmae_cnx2_atto': ('fcmae', None), 'simmim_swin_atto_size': ('simmim', None),
+    'finetune_cnx2_atto': ('finetune', 'finetune_test'),
     'mask_rcnn_cnx2_a': ('mask_rcnn_cnx2_a', 'mask_rcnn_cnx2_a_test'),
     'mask_rcnn_swin_atto_size': ('mask_rcnn_swin_atto_size', 'mask_rcnn_swin_atto_size_test'),
     'upernet_cnx2_a': ('upernet_cnx2_a', 'upernet_cnx2_a_eval'),
@@ -67,13 +70,15 @@ def settings(env=os.environ) -> dict:
 
 
 def toys(s: dict, data: Path) -> dict:
-    """The demo's runs (RUNS folder -> Toy), from the toy stage definitions with the demo's sizes and lengths."""
+    """The demo's runs (RUNS folder -> Toy), from the toy stage definitions with the demo's sizes and lengths; SimMIM
+    pre-trains the Swin baseline on FCMAE's pool with FCMAE's image size, batch and epochs (the same images seen)."""
     common = dict(extra=LOG_EVERY_ITER)
+    pool = (str(data / 'unlabeled'), s['fcmae_epochs'], s['cls_size'], s['cls_batch'])
     det = dict(size=s['size'], batch=s['det_batch'], images=s['images'])
     seg = dict(size=s['size'], batch=s['seg_batch'])
     return {
-        'fcmae_cnx2_atto': Toy('fcmae', str(data / 'unlabeled'), s['fcmae_epochs'], s['cls_size'], s['cls_batch'],
-                               **common),
+        'fcmae_cnx2_atto': Toy('fcmae', *pool, **common),
+        'simmim_swin_atto_size': Toy('simmim', *pool, **common),
         'finetune_cnx2_atto': Toy('finetune', str(data / 'imagenet'), s['ft_epochs'], s['cls_size'], s['cls_batch'],
                                   images=4 * s['images'], **common),
         'mask_rcnn_cnx2_a': Toy('det', str(data / 'coco'), s['det_epochs'], **det, **common),
@@ -125,7 +130,7 @@ class Progress:
 
 
 def jobs(s: dict, work: Path, progress: Progress) -> list:
-    """data -> FCMAE -> (reconstruction grid, fine-tuning) -> Mask R-CNN / UPerNet; the Swin runs need only the data."""
+    """data -> FCMAE -> (reconstruction grid, fine-tuning) -> Mask R-CNN / UPerNet; data -> SimMIM -> the Swin runs."""
     data, runs, logs = work / 'data', work / 'runs', work / 'logs'
     t = toys(s, data)
 
@@ -153,12 +158,13 @@ def jobs(s: dict, work: Path, progress: Progress) -> list:
 
     det_init = s['det_init']  # the job whose checkpoint Mask R-CNN starts from
     return [Job('data', make_data), Job('fcmae', run('fcmae_cnx2_atto'), ('data',)),
+            Job('simmim', run('simmim_swin_atto_size'), ('data',)),
             Job('finetune', run('finetune_cnx2_atto', 'fcmae'), ('fcmae',)),
             Job('fcmae_vis', fcmae_vis, ('fcmae',)),
             Job('mask_rcnn_cnx2_a', run('mask_rcnn_cnx2_a', det_init), (det_init,)),
-            Job('mask_rcnn_swin_atto_size', run('mask_rcnn_swin_atto_size'), ('data',)),
+            Job('mask_rcnn_swin_atto_size', run('mask_rcnn_swin_atto_size', 'simmim'), ('simmim',)),
             Job('upernet_cnx2_a', run('upernet_cnx2_a', 'finetune', single_scale=False), ('finetune',)),
-            Job('upernet_swin_atto_size', run('upernet_swin_atto_size', single_scale=False), ('data',))]
+            Job('upernet_swin_atto_size', run('upernet_swin_atto_size', 'simmim', single_scale=False), ('simmim',))]
 
 
 def results_table(results: dict, times: dict) -> str:
@@ -169,7 +175,7 @@ def results_table(results: dict, times: dict) -> str:
     for job in FOLDERS:
         result = results[job]
         stage = result['stage']
-        if stage == 'fcmae':
+        if stage in ('fcmae', 'simmim'):
             score = f"loss {result['loss']:.4f} (last logged iteration)"
         elif stage == 'finetune':
             score = f"top-1 {result['metrics']['accuracy/top1']:.1f}"

@@ -14,7 +14,9 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = dict(fcmae='pretrain/configs/fcmae_cnx2_atto.py', finetune='pretrain/configs/finetune_cnx2_atto.py',
-               det='det_configs/mask_rcnn_cnx2_a.py', seg='seg_configs/upernet_cnx2_a.py')
+               det='det_configs/mask_rcnn_cnx2_a.py', seg='seg_configs/upernet_cnx2_a.py',
+               simmim='pretrain/configs/simmim_swin_b.py')  # simmim: with the atto-sized Swin of swin_arch
+PRETRAIN = ('fcmae', 'simmim')  # stages without a test step: their result is the last logged loss and the checkpoint
 COCO_CLASSES = ('circle', 'square', 'triangle')  # toydata.coco_instances' default classes
 DET_HEADS = {  # Mask R-CNN heads at CPU size: 64 FPN channels, 32 sampled RoIs, 50 proposals (paper: 256 / 512 / 1000)
     'neck.out_channels': 64, 'rpn_head.in_channels': 64, 'rpn_head.feat_channels': 64,
@@ -24,21 +26,33 @@ DET_HEADS = {  # Mask R-CNN heads at CPU size: 64 FPN channels, 32 sampled RoIs,
     'train_cfg.rpn.sampler.num': 64, 'train_cfg.rpn_proposal.nms_pre': 200, 'train_cfg.rpn_proposal.max_per_img': 50,
     'train_cfg.rcnn.sampler.num': 32, 'test_cfg.rpn.nms_pre': 200, 'test_cfg.rpn.max_per_img': 50,
     'test_cfg.rcnn.max_per_img': 20}
+CASCADE_HEADS = {  # Cascade Mask R-CNN (det_configs/cascade_*): DET_HEADS, with each of the 3 box heads and RoI
+    **{k: v for k, v in DET_HEADS.items() if not k.startswith(('roi_head.bbox_head', 'train_cfg.rcnn'))},  # samplers
+    **{f'roi_head.bbox_head.{i}.{k}': v for i in range(3) for k, v in (
+        ('in_channels', 64), ('conv_out_channels', 64), ('fc_out_channels', 128))},  # paper: 256 / 256 / 1024
+    **{f'train_cfg.rcnn.{i}.sampler.num': 32 for i in range(3)}}
 SEG_HEADS = {'decode_head.channels': 128, 'auxiliary_head.channels': 64}  # UPerNet at CPU size (paper: 512 / 256)
 SEG_SCALES = (0.75, 0.875, 1.0, 1.125, 1.25)  # seg_configs/_base_/ade20k_ms_test.py, times the toy test size
 SWIN_CONFIGS = dict(det='det_configs/mask_rcnn_swin_b_simmim.py', seg='seg_configs/upernet_swin_b_simmim.py')
 SWIN_HEAD_DIM = 20  # Swin-B: 128 channels / 4 heads = 32; atto-sized Swin: 40 / 2
 
 
-def swin_options(stage: str, arch: str = 'atto') -> list:
-    """The Swin baseline with a ConvNeXt V2 size's widths and depths (random init) in `stage` ('det', 'seg'): the
-    backbone, and the neck's or heads' in_channels that follow from it (embed_dims x 1, 2, 4, 8)."""
+def swin_arch(arch: str = 'atto') -> dict:
+    """The Swin with a ConvNeXt V2 size's widths and depths: embed_dims, depths, num_heads and the stage widths."""
     from backbone.convnextv2 import VARIANTS  # here: the demo's driver process needs no torch
     depths, dims = VARIANTS[arch]['depths'], VARIANTS[arch]['dims']
     widths = [dims[0] * 2 ** i for i in range(4)]
-    backbone = [f'model.backbone.embed_dims={dims[0]}', f'model.backbone.depths=({",".join(map(str, depths))})',
-                f'model.backbone.num_heads=({",".join(str(w // SWIN_HEAD_DIM) for w in widths)})',
-                'model.backbone.init_cfg=None']
+    return dict(embed_dims=dims[0], depths=list(depths), num_heads=[w // SWIN_HEAD_DIM for w in widths], widths=widths)
+
+
+def swin_options(stage: str, arch: str = 'atto') -> list:
+    """The Swin baseline with a ConvNeXt V2 size's widths and depths (random init unless --pretrained) in `stage`
+    ('det', 'seg'): the backbone, and the neck's or heads' in_channels that follow from it (embed_dims x 1, 2, 4, 8)."""
+    a = swin_arch(arch)
+    widths = a['widths']
+    backbone = [f'model.backbone.embed_dims={a["embed_dims"]}',
+                f'model.backbone.depths=({",".join(map(str, a["depths"]))})',
+                f'model.backbone.num_heads=({",".join(map(str, a["num_heads"]))})']  # init: train_command's
     if stage == 'det':
         return backbone + [f'model.neck.in_channels=[{",".join(map(str, widths))}]']
     return backbone + [f'model.decode_head.in_channels=[{",".join(map(str, widths))}]',
@@ -46,8 +60,9 @@ def swin_options(stage: str, arch: str = 'atto') -> list:
 
 
 def head_options(stage: str) -> list:
-    """The CPU-sized heads of `stage` ('det', 'seg') as --cfg-options (tools/demo.sh reads them from here)."""
-    return [f'model.{k}={v}' for k, v in dict(det=DET_HEADS, seg=SEG_HEADS)[stage].items()]
+    """The CPU-sized heads of `stage` ('det', 'seg', 'cascade') as --cfg-options (tools/demo.sh reads them from
+    here)."""
+    return [f'model.{k}={v}' for k, v in dict(det=DET_HEADS, seg=SEG_HEADS, cascade=CASCADE_HEADS)[stage].items()]
 
 
 def loaders(*splits) -> list:
@@ -62,7 +77,8 @@ def no_val() -> list:
 
 @dataclass
 class Toy:
-    """One toy run: `length` is epochs (fcmae, finetune, det) or iterations (seg); `size` the image / crop side."""
+    """One toy run: `length` is epochs (fcmae, simmim, finetune, det) or iterations (seg); `size` the image / crop
+    side."""
     stage: str
     data: str  # the dataset folder: the unlabeled pool, toy ImageNet, COCO or ADE20K root
     length: int
@@ -78,7 +94,8 @@ class Toy:
         if self.stage not in CONFIGS:
             raise ValueError(f'Toy stage {self.stage!r}: expected one of {sorted(CONFIGS)}')
         if self.size % 32:
-            raise ValueError(f'Toy size {self.size}: expected a multiple of 32 (FCMAE mask cells, backbone stride)')
+            raise ValueError(f'Toy size {self.size}: expected a multiple of 32 (FCMAE / SimMIM mask cells, backbone '
+                             'stride)')
 
     def config_file(self) -> Path:
         return ROOT / (self.config or CONFIGS[self.stage])
@@ -95,7 +112,8 @@ class Toy:
         """The same model and data as training, at the test pipeline's size (no training options)."""
         s = self.size
         if self.stage == 'finetune':
-            return [o for o in self._finetune() if not o.startswith(('train', 'custom_hooks', 'optim'))]
+            return [o for o in self._finetune() if not o.startswith(('train', 'custom_hooks', 'optim'))] + list(
+                self.extra)  # e.g. model.backbone.block=v1: the model trained
         if self.stage == 'det':
             return self._det_common() + loaders('test') + [
                 f'test_dataloader.dataset.metainfo.classes={",".join(COCO_CLASSES)}',
@@ -115,6 +133,27 @@ class Toy:
                 *loaders('train'), f'train_dataloader.batch_size={self.batch}', 'train_dataloader.pin_memory=False',
                 'optim_wrapper.accumulative_counts=1', f'train_dataloader.dataset.pipeline.size={self.size}',
                 f'param_scheduler.0.end={warm}', f'param_scheduler.1.begin={warm}',
+                'default_hooks.checkpoint.max_keep_ckpts=1']
+
+    def _simmim(self) -> list:
+        """The atto-sized Swin (swin_arch) on the FCMAE pool: mask patch 32 and model patch 4 as the recipe, window
+        size // 32 (the recipe's window 6 at 192 px: the last stage's whole map); warm-up 10 and decay at 700 of 800
+        epochs, scaled to the run."""
+        a, s, n = swin_arch(), self.size, self.length
+        warm = max(1, round(n * 10 / 800))
+        decay = max(warm + 1, round(n * 700 / 800))
+        arch = 'model.backbone.arch'
+        return [f'data_root={self.data}', 'train_dataloader.dataset.dataset.split=None', *loaders('train'),
+                f'train_cfg.max_epochs={n}', f'train_dataloader.batch_size={self.batch}',
+                'train_dataloader.pin_memory=False', 'optim_wrapper.accumulative_counts=1',
+                f'{arch}._delete_=True', f'{arch}.embed_dims={a["embed_dims"]}',  # a dict in place of 'base'
+                f'{arch}.depths={a["depths"]}'.replace(' ', ''), f'{arch}.num_heads={a["num_heads"]}'.replace(' ', ''),
+                f'model.backbone.img_size={s}', f'model.backbone.stage_cfgs.block_cfgs.window_size={s // 32}',
+                f'model.neck.in_channels={a["widths"][-1]}', f'train_dataloader.dataset.pipeline.0.scale={s}',
+                f'train_dataloader.dataset.pipeline.2.input_size={s}', f'param_scheduler.0.end={warm}',
+                f'param_scheduler.1.begin={warm}',
+                f'param_scheduler.1.end={max(n, warm + 1)}',  # a 1-epoch run never reaches it
+                f'param_scheduler.1.milestones=[{decay - warm}]',  # counted from `begin`, as the config's
                 'default_hooks.checkpoint.max_keep_ckpts=1']
 
     def _finetune(self) -> list:
@@ -234,9 +273,9 @@ def kept_result(result_file: Path, spec: dict) -> dict | None:
 def run_stage(toy: Toy, work, init: str | None = None, single_scale: bool = True, show: Callable | None = None,
               step: Callable = run_step) -> dict:
     """Train `toy` in `work` from `init` (a checkpoint for --pretrained; None: random init), then evaluate its final
-    checkpoint; returns and writes work/result.json (kept: a finished run is not repeated). FCMAE has no test: its
-    result is the last logged loss and the checkpoint. Each step goes through `step(kind, done_file, fn)` (the demo
-    prints its banners there) and shows its output lines through `show`; both steps are skipped when done."""
+    checkpoint; returns and writes work/result.json (kept: a finished run is not repeated). FCMAE and SimMIM have no
+    test: their result is the last logged loss and the checkpoint. Each step goes through `step(kind, done_file, fn)`
+    (the demo prints its banners there) and shows its output lines through `show`; both steps are skipped when done."""
     work, spec = Path(work), dict(asdict(toy), init=init)
     result_file = work / 'result.json'
     kept = kept_result(result_file, spec)
@@ -245,14 +284,14 @@ def run_stage(toy: Toy, work, init: str | None = None, single_scale: bool = True
     t0 = time.time()
     step('train', result_file if kept else ckpt, lambda: call(train_command(toy, work, init), log, show))
     t1 = time.time()
-    if toy.stage != 'fcmae':
+    if toy.stage not in PRETRAIN:
         test, out = test_command(toy, work, single_scale)
         step('test', result_file if kept else out, lambda: call(test, log, show))
     if kept:
         return kept
     result = dict(stage=toy.stage, init=init, seed=toy.seed, length=toy.length, checkpoint=str(ckpt),
                   published=published_file(work), toy=spec)
-    if toy.stage == 'fcmae':
+    if toy.stage in PRETRAIN:
         result['loss'] = last_losses(work)[-1]
     elif toy.stage == 'seg':
         result.update(json.loads(out.read_text()))
