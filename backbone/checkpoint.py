@@ -315,10 +315,46 @@ def check_block_version(sd: dict, block: str, name: str) -> None:
                               f"model with block='{found}'")
 
 
+GRN_MISMATCH = ('error', 'add', 'drop')
+
+
+def _grn_keys(keys) -> list:
+    return [k for k in keys if re.match(r'stages\.\d+\.\d+\.grn\.', k)]
+
+
+def grn_boundary(model, sd: dict, grn_mismatch: str, name: str) -> tuple[list, list]:
+    """Loading across a GRN / no-GRN boundary (paper Table 2f): (model GRN tensors to add fresh, checkpoint GRN
+    tensors to drop). 'add': the checkpoint holds no GRN tensor and the model's stay freshly initialised (GRN γ = β
+    = 0); 'drop': the model has none and the checkpoint's are dropped; 'error' (default): such a load is an error."""
+    if grn_mismatch not in GRN_MISMATCH:
+        raise ValueError(f'grn_mismatch={grn_mismatch!r}: expected one of {GRN_MISMATCH}')
+    own, theirs = _grn_keys(model.state_dict()), _grn_keys(sd)
+    if grn_mismatch == 'add' and (theirs or not own):
+        raise CheckpointError(f"{name}: grn_mismatch='add' adds fresh GRN to a model loading a checkpoint without "
+                              f'GRN, but the checkpoint holds {len(theirs)} GRN tensors ({theirs[:2]}) and the model '
+                              f'{len(own)}')
+    if grn_mismatch == 'drop' and (own or not theirs):
+        raise CheckpointError(f"{name}: grn_mismatch='drop' drops a checkpoint's GRN for a model without GRN, but the "
+                              f'model has {len(own)} GRN tensors ({own[:2]}) and the checkpoint {len(theirs)}')
+    if grn_mismatch == 'error' and own and not theirs and any(k.startswith('stages.') for k in sd):
+        raise CheckpointError(f'{name}: the checkpoint has no GRN tensors but the model has {len(own)} '
+                              f'({", ".join(own[:4])}, ...): pre-trained without GRN? To add fresh GRN (γ = β = 0) '
+                              "at fine-tuning, load with grn_mismatch='add' (init_cfg=dict(type='Pretrained', "
+                              "checkpoint=..., grn_mismatch='add'))")
+    if grn_mismatch == 'error' and theirs and not own and block_version(sd) == 'v2':
+        raise CheckpointError(f'{name}: the checkpoint has {len(theirs)} GRN tensors ({", ".join(theirs[:4])}, ...) '
+                              "but the model has none (grn type='none'?): to drop them at fine-tuning, load with "
+                              "grn_mismatch='drop' (init_cfg=dict(type='Pretrained', checkpoint=..., "
+                              "grn_mismatch='drop'))")
+    return (own, []) if grn_mismatch == 'add' else ([], theirs) if grn_mismatch == 'drop' else ([], [])
+
+
 def load_pretrained(model, path_or_state_dict, may_lack=None, may_leave=None, strict: bool = True,
-                    key: str = 'auto', trusted: bool = False) -> dict:
+                    key: str = 'auto', trusted: bool = False, grn_mismatch: str = 'error') -> dict:
     """Convert, then fill every parameter/buffer of `model` except `model.new_keys()` (+ may_lack); leftovers may only
-    be known-harmless ones (+ may_leave). Anything else raises CheckpointError (strict) listing keys and shapes."""
+    be known-harmless ones (+ may_leave). Anything else raises CheckpointError (strict) listing keys and shapes.
+    grn_mismatch='add' / 'drop' loads across a GRN / no-GRN boundary (`grn_boundary`); the report lists the GRN
+    tensors under `grn_added` / `grn_dropped`."""
     src = path_or_state_dict
     name = os.fspath(src) if isinstance(src, (str, os.PathLike)) else 'state dict'
     ckpt = safe_load(src, trusted) if isinstance(src, (str, os.PathLike)) else src
@@ -327,8 +363,19 @@ def load_pretrained(model, path_or_state_dict, may_lack=None, may_leave=None, st
     except CheckpointError as e:
         raise CheckpointError(f'{name}: {e}') from None
     check_block_version(sd, getattr(model, 'block', 'v2'), name)
+    added, gone = grn_boundary(model, sd, grn_mismatch, name)
     has_head = 'head.weight' in model.state_dict()
-    lack_ok = tuple(model.new_keys()) + tuple(may_lack or ())
+    lack_ok = tuple(model.new_keys()) + tuple(may_lack or ()) + tuple(added)
     leave_ok = HARMLESS + DETECTOR_PARTS + tuple(may_leave or ()) + (() if has_head else ('norm.*', 'head.*'))
     what = f'{type(model).__name__}(depths={getattr(model, "depths", "?")}, dims={getattr(model, "dims", "?")})'
-    return load_state_dict_strictly(model, sd, f'{name} ({fmt})', lack_ok, leave_ok, dropped, strict, fmt, what=what)
+    note = (f'GRN added fresh (γ = β = 0): {len(added)} tensors' if added else
+            f'GRN dropped: {len(gone)} checkpoint tensors' if gone else '')
+    report = load_state_dict_strictly(model, {k: v for k, v in sd.items() if k not in set(gone)}, f'{name} ({fmt})',
+                                      lack_ok, leave_ok, dropped, strict, fmt, what=what, note=note)
+    if added:  # fresh GRN is the identity, whatever the model held before the load
+        with torch.no_grad():
+            for k in added:
+                if k.endswith(('.grn.gamma', '.grn.beta')):
+                    model.get_parameter(k).zero_()
+    report.update(grn_added=list(added), grn_dropped=list(gone))
+    return report

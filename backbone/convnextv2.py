@@ -14,6 +14,8 @@ from timm.layers import DropPath, LayerNorm2d, trunc_normal_  # LayerNorm2d: cha
 from torch.utils.checkpoint import checkpoint
 
 from .checkpoint import block_depths, load_pretrained
+from .grn import DEFAULT as GRN_DEFAULT
+from .grn import GRN, build_grn  # noqa: F401  (GRN: importable from here, as before)
 
 VARIANTS = {  # the paper's eight sizes (docs/RECIPES.md "Variants"); FCMAE, configs and tests all read this table
     'atto': dict(depths=(2, 2, 6, 2), dims=(40, 80, 160, 320)),
@@ -57,45 +59,26 @@ def infer_arch(sd: dict, block: str = 'v2'):
     return arch or dict(depths=depths, dims=dims)
 
 
-class GRN(nn.Module):
-    """Global Response Normalization (§4): x + γ·(x·Nx) + β, Nx = ‖x‖_HW / mean_C ‖x‖_HW, on (N, H, W, C) input."""
-
-    def __init__(self, dim: int, eps: float = 1e-6):
-        super().__init__()
-        self.gamma = nn.Parameter(torch.zeros(1, 1, 1, dim))  # zero γ, β: GRN starts as the identity
-        self.beta = nn.Parameter(torch.zeros(1, 1, 1, dim))
-        self.eps = eps
-
-    def response(self, gx: torch.Tensor) -> torch.Tensor:
-        """Divisive normalisation of per-channel L2 norms gx (N, 1, 1, C), in float32 or wider."""
-        return gx / (gx.mean(dim=-1, keepdim=True) + self.eps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # sum of squares in float32: a half-precision sum overflows for large activations
-        gx = torch.linalg.vector_norm(x, dim=(1, 2), keepdim=True, dtype=torch.promote_types(x.dtype, torch.float32))
-        return self.apply_response(x, self.response(gx))
-
-    def apply_response(self, x: torch.Tensor, nx: torch.Tensor) -> torch.Tensor:
-        # x·(1 + γ·Nx) + β: one pass over the large tensor instead of three
-        return torch.addcmul(self.beta.to(x.dtype), x, (self.gamma * nx + 1).to(x.dtype))
-
-
 BLOCKS = ('v2', 'v1')  # 'v1': the ConvNeXt V1 block, for the paper's co-design ablation (V1 + FCMAE, §4)
 
 
 class Block(nn.Module):
     """The ConvNeXt V2 block: dwconv 7×7 → LN → Linear d→4d → GELU → GRN → Linear 4d→d → drop path → residual.
-    block='v1' is the ConvNeXt V1 block: no GRN, LayerScale `gamma` (C,) at ls_init_value after pwconv2."""
+    block='v1' is the ConvNeXt V1 block: no GRN, LayerScale `gamma` (C,) at ls_init_value after pwconv2.
+    `grn` picks what sits in GRN's place (backbone/grn.py: the paper's GRN by default, or an ablation of it)."""
 
-    def __init__(self, dim: int, drop_path: float = 0., block: str = 'v2', ls_init_value: float = 1e-6):
+    def __init__(self, dim: int, drop_path: float = 0., block: str = 'v2', ls_init_value: float = 1e-6,
+                 grn: dict | None = GRN_DEFAULT):
         super().__init__()
         if block not in BLOCKS:
             raise ValueError(f'block={block!r}: expected one of {BLOCKS}')
+        if block == 'v1' and grn is not None and dict(grn) not in (GRN_DEFAULT, dict(type='none')):
+            raise ValueError(f"block='v1' has no GRN, so grn={dict(grn)!r} has no place; use block='v2' with it")
         self.dwconv = nn.Conv2d(dim, dim, kernel_size=7, padding=3, groups=dim)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.pwconv1 = nn.Linear(dim, 4 * dim)
         self.act = nn.GELU()
-        self.grn = GRN(4 * dim) if block == 'v2' else nn.Identity()
+        self.grn = build_grn(grn, 4 * dim) if block == 'v2' else nn.Identity()
         self.pwconv2 = nn.Linear(4 * dim, dim)
         self.gamma = nn.Parameter(torch.full((dim,), ls_init_value)) if block == 'v1' else None
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -143,18 +126,22 @@ class ConvNeXtV2(BaseModule):
             PATH may also be a URL or a model-zoo name (backbone/zoo.py).
         pretrained: deprecated alias of that init_cfg, as mmdet/mmseg backbones accept (their model bases set it).
         block: 'v2' (GRN) or 'v1' (ConvNeXt V1: LayerScale 1e-6, no GRN; arch may also be V1's small/xlarge).
+        grn: what every V2 block has in GRN's place: dict(type='GRN') (the paper's), an ablation of GRN or a
+            replacement (LRN, BN, LN, SE, CBAM, none); backbone/grn.py lists them. Loading a checkpoint across a
+            GRN / no-GRN boundary: init_cfg=dict(type='Pretrained', checkpoint=P, grn_mismatch='add' or 'drop').
     """
 
     def __init__(self, arch: str | dict = 'tiny', in_channels: int = 3, drop_path_rate: float = 0.,
                  out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1, with_cp: bool = False,
                  num_classes: int = 0, head_init_scale: float = 1., init_cfg: dict | None = None,
-                 pretrained: str | None = None, block: str = 'v2'):
+                 pretrained: str | None = None, block: str = 'v2', grn: dict | None = GRN_DEFAULT):
         super().__init__(init_cfg=pretrained_init_cfg(pretrained, init_cfg))
         settings = arch_settings(arch, block)
         self.arch, self.depths, self.dims = arch, settings['depths'], settings['dims']
         self.out_indices = tuple(i % 4 for i in out_indices)
         self.frozen_stages, self.with_cp = frozen_stages, with_cp
         self.num_classes, self.head_init_scale, self.block = num_classes, head_init_scale, block
+        self.grn_cfg = dict(GRN_DEFAULT if grn is None else grn)
 
         dims = self.dims
         self.downsample_layers = nn.ModuleList([nn.Sequential(
@@ -167,7 +154,7 @@ class ConvNeXtV2(BaseModule):
         self.stages = nn.ModuleList()
         for i, depth in enumerate(self.depths):
             first = sum(self.depths[:i])
-            self.stages.append(nn.Sequential(*[Block(dims[i], rates[first + j], block) for j in range(depth)]))
+            self.stages.append(nn.Sequential(*[Block(dims[i], rates[first + j], block, grn=grn) for j in range(depth)]))
 
         if num_classes > 0:
             self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
@@ -189,7 +176,8 @@ class ConvNeXtV2(BaseModule):
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 trunc_normal_(m.weight, std=.02)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:  # CBAM's spatial conv has none
+                    nn.init.zeros_(m.bias)
         if self.num_classes > 0:
             self.head.weight.data.mul_(self.head_init_scale)
             self.head.bias.data.mul_(self.head_init_scale)
@@ -197,7 +185,8 @@ class ConvNeXtV2(BaseModule):
     def init_weights(self):
         """Fresh init, or a strict load of `init_cfg.checkpoint` in any format the suite reads."""
         if self.init_cfg and self.init_cfg.get('type') == 'Pretrained':
-            load_pretrained(self, self.init_cfg['checkpoint'])
+            grn_mismatch = self.init_cfg.get('grn_mismatch', 'error')  # across a GRN / no-GRN boundary (Table 2f)
+            load_pretrained(self, self.init_cfg['checkpoint'], grn_mismatch=grn_mismatch)
         else:
             self._init_fresh()
         self._freeze_stages()
@@ -235,3 +224,14 @@ class ConvNeXtV2(BaseModule):
         if self.num_classes > 0:
             return self.head(self.norm(x.mean(dim=(-2, -1))))  # global average pool (N, C, H, W) -> (N, C)
         return tuple(outs)
+
+
+def param_count(arch: str | dict = 'base', grn: dict | None = GRN_DEFAULT, num_classes: int = 1000) -> int:
+    """Parameters of the ImageNet classifier (the paper's #param column) with `grn` in every block, counted on the
+    meta device (nothing allocated): a one-block-per-stage model plus the further blocks of each stage."""
+    settings = arch_settings(arch)
+    with torch.device('meta'):
+        one = ConvNeXtV2(dict(settings, depths=(1,) * 4), num_classes=num_classes, grn=grn)
+        return sum(p.numel() for p in one.parameters()) + sum(
+            (depth - 1) * sum(p.numel() for p in one.stages[i][0].parameters())
+            for i, depth in enumerate(settings['depths']))

@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from .convnextv2 import GRN, ConvNeXtV2
+from .convnextv2 import GRN_DEFAULT, ConvNeXtV2
 
 PATCH = 32  # the mask cell: the encoder's total stride (stem 4 × three 2×2 downsamplers)
 PATHS = ('visible', 'dense')
@@ -76,16 +76,14 @@ def scatter_rows(x: torch.Tensor, index: torch.Tensor, rows: int) -> torch.Tenso
     return x.new_zeros(rows, x.shape[-1]).index_copy(0, index, x.reshape(-1, x.shape[-1]))
 
 
-def masked_grn(grn: GRN, x: torch.Tensor, keep: torch.Tensor | None = None, pooling: str = 'sample') -> torch.Tensor:
-    """GRN on (N, H, W, C) with L2 statistics over visible sites only (`keep` 1 there, None: all), pooled per sample
-    (paper, JAX) or over the whole batch (official MinkowskiGRN); statistics in at least float32. A V1 block has no
-    GRN (nn.Identity): x is returned as is."""
-    if not isinstance(grn, GRN):
-        return x
-    dims = (1, 2) if pooling == 'sample' else (0, 1, 2)
-    gx = torch.linalg.vector_norm(x if keep is None else x * keep, dim=dims, keepdim=True,
-                                  dtype=torch.promote_types(x.dtype, torch.float32))
-    return grn.apply_response(x, grn.response(gx))
+def masked_grn(grn: nn.Module, x: torch.Tensor, keep: torch.Tensor | None = None, pooling: str = 'sample'):
+    """GRN (or what a block has in its place, backbone/grn.py) on (N, H, W, C) with statistics over visible sites
+    only (`keep` 1 there, None: all), pooled per sample (paper, JAX) or over the whole batch (official MinkowskiGRN);
+    GRN's statistics in at least float32. Per-site layers (LN, LRN) ignore the mask; BN always pools the batch's
+    visible sites. A V1 block or grn='none' has nn.Identity: x is returned as is."""
+    if pooling not in GRN_POOLING:
+        raise ValueError(f'grn pooling={pooling!r}: expected one of {GRN_POOLING}')
+    return grn(x) if isinstance(grn, nn.Identity) else grn(x, keep, (1, 2) if pooling == 'sample' else (0, 1, 2))
 
 
 def layer_norm(ln: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
@@ -103,32 +101,45 @@ class MaskedConvNeXtV2(ConvNeXtV2):
         path: 'visible' (per-position layers on visible tokens) or 'dense' (mask everywhere); both equal the
             official MinkowskiEngine encoder, which is therefore not needed (its checkpoints load, backbone.checkpoint).
         with_cp: activation checkpointing per block (recomputed in backward), as `ConvNeXtV2`.
+        grn: what sits in GRN's place, as `ConvNeXtV2` (backbone/grn.py). Every option is exact on both paths
+            (statistics over visible sites; BN's over the batch's visible sites) except CBAM, whose spatial 7×7 conv
+            needs the grid: path='dense' only (it sees zeros at masked sites, as the depthwise conv).
     """
 
     def __init__(self, arch: str | dict = 'atto', in_channels: int = 3, drop_path_rate: float = 0.,
                  grn_pooling: str = 'sample', path: str = 'visible', with_cp: bool = False,
-                 init_cfg: dict | None = None, block: str = 'v2'):
+                 init_cfg: dict | None = None, block: str = 'v2', grn: dict | None = GRN_DEFAULT):
         super().__init__(arch, in_channels, drop_path_rate, out_indices=(), with_cp=with_cp, init_cfg=init_cfg,
-                         block=block)
+                         block=block, grn=grn)
         if grn_pooling not in GRN_POOLING:
             raise ValueError(f'grn_pooling={grn_pooling!r}: expected one of {GRN_POOLING}')
         if path not in PATHS:
             raise ValueError(f'path={path!r}: expected one of {PATHS}')
         self.grn_pooling, self.path = grn_pooling, path
+        self.grid_gate = any(getattr(b.grn, 'spatial_grid', False) for stage in self.stages for b in stage)
+        self.check_path()
         convs = [self.downsample_layers[0][0]] + [self.downsample_layers[i][1] for i in range(1, 4)]
         # mask cells align with every stride only if no conv overlaps its neighbour and the strides multiply to 32
         assert all(c.kernel_size == c.stride for c in convs) and math.prod(c.stride[0] for c in convs) == PATCH
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x (N, C, H, W) with H, W multiples of 32; mask (N, H/32·W/32) or (N, H/32, W/32), 1 = masked."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, return_stages: bool = False):
+        """x (N, C, H, W) with H, W multiples of 32; mask (N, H/32·W/32) or (N, H/32, W/32), 1 = masked.
+        return_stages: the 4 stage outputs (N, C_i, H/2^(i+2), W/2^(i+2)), each zero at masked sites, as a list."""
         h, w = check_image_size(x.shape)
         if mask.shape[0] != x.shape[0] or mask[0].numel() != h * w:
             raise ValueError(f'mask of shape {tuple(mask.shape)} for input {tuple(x.shape)}: expected '
                              f'({x.shape[0]}, {h * w}), one entry per {PATCH}-px patch')
         mask = mask.reshape(x.shape[0], h * w)
+        self.check_path()
         if self.path == 'dense':
-            return self.forward_dense(x, mask.to(x.dtype), h, w)
-        return self.forward_visible(x, mask, h, w)
+            return self.forward_dense(x, mask.to(x.dtype), h, w, return_stages)
+        return self.forward_visible(x, mask, h, w, return_stages)
+
+    def check_path(self):
+        """A GRN replacement that convolves over the grid (CBAM's spatial gate) has no grid on the visible path."""
+        if self.path == 'visible' and self.grid_gate:
+            raise ValueError(f"grn type={self.grn_cfg['type']!r} convolves over the spatial grid, which "
+                             "path='visible' does not hold; use path='dense' (exact: zeros at masked sites)")
 
     def _block(self, fn, *args):
         if self.with_cp and self.training and args[1].requires_grad:
@@ -136,8 +147,8 @@ class MaskedConvNeXtV2(ConvNeXtV2):
         return fn(*args)
 
     # ---- dense: every site computed, masked sites zeroed before each depthwise conv -------------------------
-    def forward_dense(self, x: torch.Tensor, mask: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        stem_conv, stem_norm = self.downsample_layers[0]
+    def forward_dense(self, x: torch.Tensor, mask: torch.Tensor, h: int, w: int, return_stages: bool = False):
+        stem_conv, stem_norm, stages = *self.downsample_layers[0], []
         x = layer_norm(stem_norm, stem_conv(x).permute(0, 2, 3, 1))  # (N, C, H, W) -> (N, H, W, C)
         for i in range(4):
             keep = 1 - upsample_mask(mask, h, w, 2 ** (3 - i))  # (N, H_i, W_i, 1)
@@ -148,7 +159,8 @@ class MaskedConvNeXtV2(ConvNeXtV2):
             x = x * keep
             for block in self.stages[i]:
                 x = self._block(self._dense_block, block, x, keep)
-        return x.permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W), zero at masked sites
+            stages.append(x.permute(0, 3, 1, 2))  # (N, H, W, C) -> (N, C, H, W), zero at masked sites
+        return stages if return_stages else stages[-1]
 
     def _dense_block(self, block: nn.Module, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         y = block.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # channels-last views, (N, H, W, C)
@@ -157,8 +169,8 @@ class MaskedConvNeXtV2(ConvNeXtV2):
         return (x + block.drop_path(y)) * keep  # the next depthwise conv must see zeros at masked sites
 
     # ---- visible: per-position layers on (N, N_vis, C) tokens; depthwise convs via a zeroed grid ------------
-    def forward_visible(self, x: torch.Tensor, mask: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        n, c = x.shape[:2]
+    def forward_visible(self, x: torch.Tensor, mask: torch.Tensor, h: int, w: int, return_stages: bool = False):
+        n, c, stages = *x.shape[:2], []
         index = token_index(mask, h, w)
         stem_conv, stem_norm = self.downsample_layers[0]
         patches = x.reshape(n, c, 8 * h, 4, 8 * w, 4).permute(0, 2, 4, 3, 5, 1)  # (N, H0, W0, 4, 4, C)
@@ -174,8 +186,12 @@ class MaskedConvNeXtV2(ConvNeXtV2):
             grid = (n, h * 2 ** (3 - i), w * 2 ** (3 - i))
             for block in self.stages[i]:
                 x = self._block(self._visible_block, block, x, index[i], grid)
+            if return_stages and i < 3:  # (N, C_i, H_i, W_i), zero at masked sites
+                canvas = scatter_rows(x, index[i], grid[0] * grid[1] * grid[2]).view(*grid, -1)
+                stages.append(canvas.permute(0, 3, 1, 2))
         out = scatter_rows(x, index[3], n * h * w).view(n, h, w, -1)  # zero at masked sites
-        return out.permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+        out = out.permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+        return stages + [out] if return_stages else out
 
     def _visible_block(self, block: nn.Module, x: torch.Tensor, index: torch.Tensor, grid: tuple) -> torch.Tensor:
         n, _, c = x.shape

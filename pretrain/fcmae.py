@@ -2,11 +2,14 @@
 ConvNeXt V2 encoder, a one-block ConvNeXt V2 decoder and the norm-pix MSE loss on masked patches."""
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.model import BaseModel
 from timm.layers import trunc_normal_
 
-from backbone.convnextv2 import Block
-from backbone.masked import PATCH, MaskedConvNeXtV2, check_image_size
+from backbone.convnextv2 import Block, ConvNeXtV2
+from backbone.masked import PATCH, MaskedConvNeXtV2, check_image_size, upsample_mask
+
+from .decoders import DECODERS, UNET_STRIDE, TransformerDecoder, UNetDecoder
 
 INITS = ('trunc02', 'official')
 IMAGENET_PREPROCESSOR = dict(type='ImgDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
@@ -26,13 +29,20 @@ class FCMAE(BaseModel):
             ConvNeXtV2; 'official': the released PyTorch `FCMAE._init_weights`, see `init_official`. The paper's
             numbers come from its JAX code (not released), so neither is known to be the paper's.
         block: 'v2', or 'v1' for the co-design ablation (§4: V1 + FCMAE); encoder and decoder blocks alike.
+        sparse: True (paper): the sparse encoder above. False: Table 1's "without sparse conv": masked patches are
+            zeroed in the (normalised) input image only and the same weights run the plain dense `ConvNeXtV2`
+            forward, so features computed over masked regions leak into visible outputs (`path` is then unused).
+        decoder_type: 'convnext' (paper: `decoder_depth` ConvNeXt blocks on the 1/32 grid), 'unet' / 'unet_noskip'
+            (hierarchical, with / without skips from the encoder stages) or 'transformer' (pre-norm ViT blocks over
+            the 1/32 grid tokens): Table 1's decoder ablation, see pretrain/decoders.py. Depth and width apply to each.
+        grn: what encoder and ConvNeXt decoder blocks have in GRN's place (None: the paper's GRN); backbone/grn.py.
         init_cfg: dict(type='Pretrained', checkpoint=P) loads P into the encoder through backbone.checkpoint.
     """
 
     def __init__(self, arch: str | dict = 'atto', patch_size: int = 32, mask_ratio: float = 0.6,
                  decoder_depth: int = 1, decoder_embed_dim: int = 512, norm_pix_loss: bool = True,
                  grn_pooling: str = 'sample', path: str = 'visible', with_cp: bool = False, init: str = 'trunc02',
-                 block: str = 'v2',
+                 block: str = 'v2', sparse: bool = True, decoder_type: str = 'convnext', grn: dict | None = None,
                  data_preprocessor: dict | nn.Module | None = None, init_cfg: dict | None = None, in_channels: int = 3):
         super().__init__(data_preprocessor=IMAGENET_PREPROCESSOR if data_preprocessor is None else data_preprocessor)
         if patch_size != PATCH:
@@ -44,12 +54,35 @@ class FCMAE(BaseModel):
         self.in_channels = in_channels
         if init not in INITS:
             raise ValueError(f'init={init!r}: expected one of {INITS}')
+        if decoder_type not in DECODERS:
+            raise ValueError(f'decoder_type={decoder_type!r}: expected one of {DECODERS}')
+        if init == 'official' and decoder_type != 'convnext':
+            raise ValueError(f"init='official' is the released code's init of its ConvNeXt decoder; decoder_type="
+                             f"{decoder_type!r} needs init='trunc02'")
+        if not isinstance(decoder_depth, int) or decoder_depth < 0 or not isinstance(decoder_embed_dim, int) \
+                or decoder_embed_dim < 1:
+            raise ValueError(f'decoder_depth={decoder_depth!r}, decoder_embed_dim={decoder_embed_dim!r}: expected '
+                             'integers >= 0 and >= 1')
+        if not sparse and grn_pooling != 'sample':
+            raise ValueError(f'grn_pooling={grn_pooling!r} is an option of the sparse encoder; sparse=False runs '
+                             "the dense ConvNeXtV2, whose GRN pools per sample ('sample')")
+        self.sparse, self.decoder_type = sparse, decoder_type
         self.encoder = MaskedConvNeXtV2(arch, in_channels, grn_pooling=grn_pooling, path=path, with_cp=with_cp,
-                                        init_cfg=init_cfg, block=block)
+                                        init_cfg=init_cfg, block=block, grn=grn)
         self.proj = nn.Conv2d(self.encoder.dims[-1], decoder_embed_dim, kernel_size=1)
         self.mask_token = nn.Parameter(torch.zeros(1, decoder_embed_dim, 1, 1))
-        self.decoder = nn.Sequential(*[Block(decoder_embed_dim, block=block) for _ in range(decoder_depth)])
-        self.pred = nn.Conv2d(decoder_embed_dim, patch_size ** 2 * in_channels, kernel_size=1)
+        if decoder_type == 'convnext':
+            self.decoder = nn.Sequential(*[Block(decoder_embed_dim, block=block, grn=grn)
+                                           for _ in range(decoder_depth)])
+        elif decoder_type == 'transformer':
+            self.decoder = TransformerDecoder(decoder_embed_dim, decoder_depth)
+        else:
+            self.decoder = UNetDecoder(decoder_embed_dim, decoder_depth, self.encoder.dims,
+                                       skip=decoder_type == 'unet', block=block)
+        if decoder_type.startswith('unet'):  # 4×4 pixels per 1/4 site, rearranged into 32-px patches
+            self.pred = nn.Conv2d(decoder_embed_dim // 8, UNET_STRIDE ** 2 * in_channels, kernel_size=1)
+        else:
+            self.pred = nn.Conv2d(decoder_embed_dim, patch_size ** 2 * in_channels, kernel_size=1)
         self.init = init
         self._init_decoder() if init == 'trunc02' else self.init_official()
 
@@ -68,9 +101,10 @@ class FCMAE(BaseModel):
     def _init_decoder(self):
         """trunc-normal(.02) conv/linear weights and zero biases, mask token normal(.02) (the encoder inits itself)."""
         for m in [self.proj, self.pred, *self.decoder.modules()]:
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
                 trunc_normal_(m.weight, std=.02)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:  # CBAM's spatial conv in place of GRN has none
+                    nn.init.zeros_(m.bias)
         nn.init.normal_(self.mask_token, std=.02)
 
     def init_official(self, decoder: bool = True):
@@ -86,7 +120,8 @@ class FCMAE(BaseModel):
         linears = [m for m in enc.modules() if isinstance(m, nn.Linear)]
         for m in convs + linears:
             trunc_normal_(m.weight, std=.02 if id(m) in downsample else 1.)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:  # CBAM's spatial conv in place of GRN has none
+                nn.init.zeros_(m.bias)
         if decoder:
             for block in self.decoder:
                 block.pwconv1.reset_parameters(), block.pwconv2.reset_parameters()
@@ -113,22 +148,49 @@ class FCMAE(BaseModel):
         """A (N, h/32·w/32) float mask, 1 = masked, keeping int(L·(1 − mask_ratio)) random patches per sample."""
         gh, gw = check_image_size((n, self.in_channels, h, w))
         length = gh * gw
+        if not 0 < int(length * (1 - self.mask_ratio)) < length:
+            raise ValueError(f'mask_ratio={self.mask_ratio} on a {gh}x{gw} patch grid ({h}x{w} px) keeps '
+                             f'{int(length * (1 - self.mask_ratio))} of {length} patches; expected at least one '
+                             'visible and one masked')
         ids_shuffle = torch.argsort(torch.rand(n, length, device=device), dim=1)
         mask = torch.ones(n, length, device=device)
         mask[:, :int(length * (1 - self.mask_ratio))] = 0
         return torch.gather(mask, 1, torch.argsort(ids_shuffle, dim=1))  # undo the shuffle
 
-    def forward_encoder(self, imgs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W), mask (N, L) -> (N, C_enc, H/32, W/32), zero at masked patches."""
-        return self.encoder(imgs, mask)
+    def forward_encoder(self, imgs: torch.Tensor, mask: torch.Tensor, return_stages: bool = False):
+        """(N, C, H, W), mask (N, L) -> (N, C_enc, H/32, W/32), zero at masked patches with the sparse encoder;
+        return_stages: the list of the 4 stage outputs instead (the UNet decoder's skips)."""
+        if self.sparse:
+            return self.encoder(imgs, mask, return_stages=True) if return_stages else self.encoder(imgs, mask)
+        stages = self.forward_dense_encoder(imgs, mask)
+        return stages if return_stages else stages[-1]
 
-    def forward_decoder(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Latent (N, C_enc, h, w) -> predicted pixels (N, p·p·3, h, w); masked sites start from the mask token."""
+    def forward_dense_encoder(self, imgs: torch.Tensor, mask: torch.Tensor) -> list:
+        """Table 1's encoder without sparse conv: masked 32-px patches zeroed in the input image, then the plain
+        `ConvNeXtV2` stages on the encoder's weights; the 4 stage outputs, nothing masked after the input."""
+        n = imgs.shape[0]
+        h, w = check_image_size(imgs.shape)
+        if mask.shape[0] != n or mask[0].numel() != h * w:
+            raise ValueError(f'mask of shape {tuple(mask.shape)} for input {tuple(imgs.shape)}: expected '
+                             f'({n}, {h * w}), one entry per {PATCH}-px patch')
+        keep = 1 - upsample_mask(mask.reshape(n, h * w).to(imgs.dtype), h, w, PATCH).permute(0, 3, 1, 2)
+        x, stages = (imgs * keep).contiguous(memory_format=torch.channels_last), []
+        for i in range(4):
+            x = ConvNeXtV2.forward_stage(self.encoder, i, x)
+            stages.append(x)
+        return stages
+
+    def forward_decoder(self, x: torch.Tensor, mask: torch.Tensor, stages: list | None = None) -> torch.Tensor:
+        """Latent (N, C_enc, h, w) -> predicted pixels (N, p·p·3, h, w); masked sites start from the mask token.
+        stages: the encoder's stage outputs, for the UNet decoder's skips."""
         x = self.proj(x)
         n, _, h, w = x.shape
         mask = mask.reshape(n, 1, h, w).to(x.dtype)
         x = x * (1 - mask) + self.mask_token.to(x.dtype) * mask
-        return self.pred(self.decoder(x))
+        if not self.decoder_type.startswith('unet'):
+            return self.pred(self.decoder(x))
+        pixels = F.pixel_shuffle(self.pred(self.decoder(x, stages)), UNET_STRIDE)  # (N, C, H, W)
+        return self.patchify(pixels).transpose(1, 2).reshape(n, -1, h, w)  # (N, p·p·C, h, w), as the others
 
     def forward_loss(self, imgs: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """MSE to the (per-patch normalised) target pixels, averaged over masked patches only."""
@@ -151,7 +213,11 @@ class FCMAE(BaseModel):
         if mask is None:
             mask = self.random_masking(imgs.shape[0], imgs.shape[-2], imgs.shape[-1], device=imgs.device)
         mask = mask.reshape(imgs.shape[0], -1)
-        pred = self.forward_decoder(self.forward_encoder(imgs, mask), mask)
+        if self.decoder_type == 'unet':
+            stages = self.forward_encoder(imgs, mask, return_stages=True)
+            pred = self.forward_decoder(stages[-1], mask, stages)
+        else:
+            pred = self.forward_decoder(self.forward_encoder(imgs, mask), mask)
         if mode == 'loss':
             return dict(loss=self.forward_loss(imgs, pred, mask))
         if mode in ('predict', 'tensor'):

@@ -26,20 +26,32 @@ def cosine_distance(x: torch.Tensor) -> torch.Tensor:
     return ((1 - cos) / 2).mean(dim=(1, 2))
 
 
-def expansion_layers(model: ConvNeXtV2) -> list[tuple[str, torch.nn.Module]]:
-    """(name, module) whose output is each block's 4C-wide expansion-MLP activation: after GELU and, in V2, GRN
-    (a V1 block's `grn` is the identity, so the same hook point serves both)."""
-    return [(f'stages.{s}.{j}', block.grn) for s, stage in enumerate(model.stages) for j, block in enumerate(stage)]
+# where in each block the activation X is taken: the 4C-wide expansion MLP after GRN (default, what the paper's
+# "dimension-expansion MLP layers" most plausibly means for V2) or before it (after GELU), or the block's C-wide
+# residual output; V1 blocks have no GRN, so 'after_grn' and 'mlp_act' coincide there
+POINTS = ('after_grn', 'mlp_act', 'block_out')
+
+
+def expansion_layers(model: ConvNeXtV2, point: str = 'after_grn') -> list[tuple[str, torch.nn.Module]]:
+    """(name, module) per block whose output is X at `point` (see POINTS): `grn` (the identity in a V1 block, so the
+    same hook serves both), `act` (GELU) or the block itself (output channels-first)."""
+    if point not in POINTS:
+        raise ValueError(f'point={point!r}: expected one of {POINTS}')
+    attr = {'after_grn': 'grn', 'mlp_act': 'act'}.get(point)
+    return [(f'stages.{s}.{j}', getattr(block, attr) if attr else block)
+            for s, stage in enumerate(model.stages) for j, block in enumerate(stage)]
 
 
 @torch.no_grad()
-def layer_distances(model: ConvNeXtV2, batches) -> tuple[list[str], torch.Tensor, dict]:
-    """Per-layer distance averaged over every image of `batches` (iterable of (N, 3, H, W) tensors); also the first
-    image's activations per layer (H, W, 4C) for the activation grid."""
-    layers, sums, first, count = expansion_layers(model), None, {}, 0
-    current = {}
-    handles = [m.register_forward_hook(lambda _m, _i, out, name=name: current.__setitem__(name, out))
-               for name, m in layers]
+def layer_distances(model: ConvNeXtV2, batches, point: str = 'after_grn') -> tuple[list[str], torch.Tensor, dict]:
+    """Per-layer distance at `point` averaged over every image of `batches` (iterable of (N, 3, H, W) tensors); also
+    the first image's activations per layer (H, W, C) for the activation grid."""
+    layers, sums, first, count = expansion_layers(model, point), None, {}, 0
+    current, channels_first = {}, point == 'block_out'
+
+    def keep(name, out):
+        current[name] = out.permute(0, 2, 3, 1) if channels_first else out  # (N, H, W, C)
+    handles = [m.register_forward_hook(lambda _m, _i, out, name=name: keep(name, out)) for name, m in layers]
     try:
         model.eval()
         for x in batches:
@@ -119,16 +131,19 @@ def plot_activations(acts: dict, path: Path, channels: int = 16) -> None:
 
 
 def analyze(checkpoints: list, images: str, out: str, size: int = 224, max_images: int = 1000,
-            grid_layer: str | None = None, labels: list | None = None, trusted: bool = False) -> dict:
-    """Distances per layer for each checkpoint on the same images; writes feature_collapse.json, .png and the
-    activation grid (layer `grid_layer`, default the last block of stage 2) into `out`."""
+            grid_layer: str | None = None, labels: list | None = None, trusted: bool = False,
+            point: str = 'after_grn') -> dict:
+    """Distances per layer at `point` (POINTS) for each checkpoint on the same images; writes feature_collapse.json,
+    .png and the activation grid (layer `grid_layer`, default the last block of stage 2) into `out`."""
+    if point not in POINTS:
+        raise ValueError(f'point={point!r}: expected one of {POINTS}')
     files, out = list_images(images, max_images), Path(out)
     pixels = readable_images(files, size)
     out.mkdir(parents=True, exist_ok=True)
     results, acts = [], {}
     for i, path in enumerate(checkpoints):
         model, fmt = model_from_checkpoint(path, trusted)
-        names, dist, first = layer_distances(model, image_batches(pixels))
+        names, dist, first = layer_distances(model, image_batches(pixels), point)
         label = labels[i] if labels else Path(path).stem
         layer = grid_layer or f'stages.2.{model.depths[2] - 1}'
         if layer not in first:
@@ -138,7 +153,7 @@ def analyze(checkpoints: list, images: str, out: str, size: int = 224, max_image
                             layers=names, distance=[round(float(d), 5) for d in dist],
                             mean=round(float(dist.mean()), 5)))
         print(f'analyze_features: {label}: mean distance {results[-1]["mean"]:.4f} over {len(names)} layers')
-    summary = dict(images=len(pixels), skipped=len(files) - len(pixels), size=size,
+    summary = dict(images=len(pixels), skipped=len(files) - len(pixels), size=size, point=point,
                    grid_layer=grid_layer or 'stages.2.<last>', checkpoints=results)
     (out / 'feature_collapse.json').write_text(json.dumps(summary, indent=1))
     plot_distances(results, out / 'feature_collapse.png')

@@ -5,6 +5,7 @@ import os.path as osp
 import shutil
 from pathlib import Path
 
+from .ablation import plot_table, table_markdown
 from .complexity import complexity
 from .paper import LENGTHS, PAPER, PAPER_ADE, PAPER_COCO, fmt, paper_rows, paper_top1
 from .plots import plot_bars, plot_losses
@@ -129,13 +130,20 @@ def find_studies(inputs: list) -> dict:
                 summary = json.loads(f.read_text()) if f.suffix == '.json' and f.stat().st_size < 5e6 else None
             except (UnicodeDecodeError, json.JSONDecodeError):
                 continue
-            if isinstance(summary, dict) and ('table' in summary or 'passed' in summary) and 'times' in summary:
+            if isinstance(summary, dict) and (('table' in summary or 'passed' in summary) and 'times' in summary
+                                              or 'kendall_tau' in summary):  # benchmarks/ablations.py
                 found[f] = summary
     return found
 
 
 def study_section(path: Path, summary: dict, out: Path, plots: Path) -> str:
     """A toy study as markdown: the learned levels, or FCMAE vs random init with its plot."""
+    if 'kendall_tau' in summary:  # a paper ablation table on toy data (benchmarks/ablations.py)
+        plots.mkdir(parents=True, exist_ok=True)
+        png = plots / f'{path.stem}.png'
+        plot_table(summary, png)
+        return (f"## Ablation `{summary['table']}` (toy data, `{path.name}`; paper: {summary['where']})\n\n"
+                f'{table_markdown(summary)}\n![{summary["table"]}]({osp.relpath(png, out.parent)})\n')
     if 'passed' in summary:
         return f'## Each stage learns (toy data, `{path.name}`)\n\n{learn_table(summary)}\n'
     plots.mkdir(parents=True, exist_ok=True)

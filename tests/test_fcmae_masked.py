@@ -5,6 +5,7 @@ import torch.nn.functional as F
 
 from backbone.checkpoint import load_pretrained
 from backbone.convnextv2 import ConvNeXtV2
+from backbone.grn import BN, GRN
 from backbone.masked import MaskedConvNeXtV2
 from pretrain.fcmae import FCMAE
 
@@ -41,6 +42,18 @@ def sparse_dwconv(x, nbrs, weight, bias):
     return bias + sum(padded[nbr] * weight[:, 0, k // 7, k % 7] for k, nbr in enumerate(nbrs))
 
 
+PAPER_GRN = '{}, aggregation=l2, normalization=divisive, residual=True, form=full'
+
+
+def on_visible_sites(grn, ys, over_batch: bool):
+    """Any other option in GRN's place: the module itself on the (P, C) visible sites of each sample as one (1, P, 1, C)
+    map, or on those of the whole batch together (batch pooling; BN always): no mask involved."""
+    if not over_batch:
+        return [grn(y.view(1, -1, 1, y.shape[-1])).view(y.shape) for y in ys]
+    out = grn(torch.cat(ys).view(1, -1, 1, ys[0].shape[-1])).view(-1, ys[0].shape[-1])
+    return list(out.split([len(y) for y in ys]))
+
+
 def reference_encoder(model: MaskedConvNeXtV2, imgs, mask, pooling):
     """The encoder written from the definition, per sample on lists of visible sites, with no dense masking."""
     n, _, height, width = imgs.shape
@@ -70,12 +83,15 @@ def reference_encoder(model: MaskedConvNeXtV2, imgs, mask, pooling):
         for blk in stage:
             ys = [blk.act(blk.pwconv1(blk.norm(sparse_dwconv(feats[b], nbrs[b], blk.dwconv.weight, blk.dwconv.bias))))
                   for b in range(n)]
-            if pooling == 'sample':
+            if type(blk.grn) is not GRN or blk.grn.extra_repr() != PAPER_GRN.format(blk.grn.gamma.shape[-1]):
+                ys = on_visible_sites(blk.grn, ys, pooling == 'batch' or isinstance(blk.grn, BN))
+            elif pooling == 'sample':  # the paper's GRN, written out
                 gx = [y.pow(2).sum(0, keepdim=True).sqrt() for y in ys]
             else:
                 gx = [torch.cat(ys).pow(2).sum(0, keepdim=True).sqrt()] * n
-            gamma, beta = blk.grn.gamma.reshape(-1), blk.grn.beta.reshape(-1)
-            ys = [gamma * (y * g / (g.mean() + 1e-6)) + beta + y for y, g in zip(ys, gx)]
+            if type(blk.grn) is GRN and blk.grn.extra_repr() == PAPER_GRN.format(blk.grn.gamma.shape[-1]):
+                gamma, beta = blk.grn.gamma.reshape(-1), blk.grn.beta.reshape(-1)
+                ys = [gamma * (y * g / (g.mean() + 1e-6)) + beta + y for y, g in zip(ys, gx)]
             feats = [f + blk.pwconv2(y) for f, y in zip(feats, ys)]
     out = imgs.new_zeros(n, h, w, feats[0].shape[1])
     for b in range(n):
@@ -196,3 +212,67 @@ def test_bad_inputs_raise_clear_errors():
         FCMAE(ARCH, grn_pooling='channel')
     with pytest.raises(ValueError, match=r"path='minkowski': expected one of \('visible', 'dense'\)"):
         FCMAE(ARCH, path='minkowski')  # no MinkowskiEngine path, installed or not: 'visible' computes the same
+
+
+GRN_OPTIONS = [dict(type='GRN', aggregation='l1'), dict(type='GRN', aggregation='avg'),
+               dict(type='GRN', normalization='standardize'), dict(type='GRN', normalization='inverse_sum'),
+               dict(type='GRN', residual=False), dict(type='GRN', form='affine'), dict(type='GRN', form='x_gx'),
+               dict(type='GRN', form='x_nx'), dict(type='none'), dict(type='LRN'), dict(type='BN'), dict(type='LN'),
+               dict(type='SE')]
+
+
+def option_id(grn: dict) -> str:
+    return '-'.join(str(v) for v in grn.values())
+
+
+@pytest.mark.parametrize('grn, pooling', [(g, 'sample') for g in GRN_OPTIONS] + [
+    (dict(type='GRN', aggregation='avg'), 'batch'), (dict(type='SE'), 'batch')], ids=lambda v: option_id(v)
+    if isinstance(v, dict) else v)
+def test_grn_options_dense_and_visible_equal_sparse_reference(grn, pooling):
+    """Every option in GRN's place is exact on both paths: statistics over the visible sites only."""
+    torch.manual_seed(0)
+    model = MaskedConvNeXtV2(ARCH, grn_pooling=pooling, grn=grn).double()
+    randomize(model)
+    mask = torch.tensor(MASKS['half'], dtype=torch.float64)
+    imgs = torch.randn(2, 3, 64, 96, dtype=torch.float64)
+    weights = torch.randn(2, 64, 2, 3, dtype=torch.float64)
+    expected = outputs_and_grads(model, lambda x: reference_encoder(model, x, mask, pooling), imgs, weights)
+    assert expected[0].abs().max() > 0.1 and expected[1].abs().max() > 1e-6  # a non-trivial comparison
+    for path in ('dense', 'visible'):
+        model.path = path
+        got = outputs_and_grads(model, lambda x: model(x, mask), imgs, weights)
+        for name, a, b in zip(['output', 'image grad'] + [n for n, _ in model.named_parameters()], got, expected):
+            scale = max(1., b.abs().max().item())
+            assert (a - b).abs().max() <= 1e-10 * scale, f'{path}: {name} differs by {(a - b).abs().max():.3g}'
+
+
+@pytest.mark.parametrize('grn', [dict(type='CBAM'), dict(type='BN'), dict(type='SE')], ids=option_id)
+def test_grn_options_masked_pixels_change_nothing_and_unmasked_equal_convnextv2(grn):
+    """CBAM's spatial 7×7 conv needs the grid: dense path only (zeros at masked sites), a clear error on 'visible'."""
+    torch.manual_seed(0)
+    encoder = MaskedConvNeXtV2(ARCH, path='dense', grn=grn).double()
+    randomize(encoder)
+    mask = torch.tensor(MASKS['last_row'])
+    imgs = torch.randn(2, 3, 64, 96, dtype=torch.float64)
+    pixels = FCMAE(ARCH, decoder_embed_dim=16).unpatchify(mask[..., None].expand(-1, -1, 3072), 64, 96)
+    changed = imgs + 5 * torch.randn_like(imgs) * pixels
+    out = encoder(imgs, mask)
+    assert out.abs().max() > 0.1 and torch.equal(out, encoder(changed, mask))
+    dense = ConvNeXtV2(ARCH, out_indices=(), grn=grn).double()
+    dense.load_state_dict(encoder.state_dict(), strict=True)
+    x = imgs
+    for i in range(4):
+        x = dense.forward_stage(i, x)
+    assert (encoder(imgs, torch.zeros(2, 6)) - x).abs().max() <= 1e-10
+    if grn['type'] == 'CBAM':
+        with pytest.raises(ValueError, match="grn type='CBAM' convolves over the spatial grid.*path='dense'"):
+            MaskedConvNeXtV2(ARCH, grn=grn)
+        encoder.path = 'visible'
+        with pytest.raises(ValueError, match="grn type='CBAM'"):
+            encoder(imgs, mask)
+
+
+def test_fcmae_passes_grn_to_encoder_and_decoder():
+    model = FCMAE(ARCH, decoder_embed_dim=16, decoder_depth=2, grn=dict(type='LN'))
+    assert {type(b.grn).__name__ for b in [*model.decoder, *(b for s in model.encoder.stages for b in s)]} == {'LN'}
+    assert model(torch.randn(2, 3, 64, 64), mode='loss')['loss'].isfinite()

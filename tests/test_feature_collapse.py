@@ -65,3 +65,41 @@ def test_analyze_features_tool_on_v1_and_v2_checkpoints(tmp_path):
     assert got['V1']['block'] == 'v1' and got['V2']['block'] == 'v2' and got['V1']['format'] == 'official'
     assert all(len(r['distance']) == 12 and 0 < r['mean'] < 1 for r in got.values())
     assert (out / 'feature_collapse.png').stat().st_size > 0 and (out / 'activations.png').stat().st_size > 0
+
+
+def test_collapsed_activations_give_a_low_distance_and_diverse_ones_a_high_one():
+    torch.manual_seed(0)
+    z = torch.randn(2, 8, 8, 32)  # (N, H, W, C)
+    diverse = torch.nn.functional.gelu(z)
+    collapsed = z.clone()
+    collapsed[..., 4:] = -4 + 0.01 * z[..., 4:]  # 28 of 32 channels dead: GELU far below 0, nearly constant maps
+    collapsed = torch.nn.functional.gelu(collapsed)
+    identical = z[..., :1].expand(2, 8, 8, 32)  # every channel the same map
+    assert (cosine_distance(diverse) > 0.35).all() and (cosine_distance(z) > 0.45).all()
+    assert (cosine_distance(collapsed) < 0.2).all()  # 0.16 here; the diverse GELU maps: 0.39-0.41
+    assert torch.allclose(cosine_distance(identical), torch.zeros(2, dtype=torch.float64), atol=1e-12)
+    # a channel that is exactly zero (e.g. a GELU output underflowed to 0) counts as orthogonal to every channel,
+    # itself included: 28 such channels read as diverse (0.5 per pair), not collapsed; pinned so a change is deliberate
+    zeros = z.clone()
+    zeros[..., 4:] = 0
+    assert (cosine_distance(zeros) > 0.49).all()
+
+
+@pytest.mark.parametrize('point', ['after_grn', 'mlp_act', 'block_out'])
+def test_distance_at_each_hook_point(one_thread, point):
+    torch.manual_seed(0)
+    model = ConvNeXtV2('atto', out_indices=(3,)).eval()
+    for p in model.parameters():
+        p.data.normal_(0, 0.2)  # GRN is then far from the identity: before and after it differ
+    x = torch.randn(2, 3, 64, 64)
+    names, dist, first = layer_distances(model, [x], point)
+    block = model.stages[0][0]
+    stem = model.downsample_layers[0](x)
+    act = block.act(block.pwconv1(block.norm(block.dwconv(stem).permute(0, 2, 3, 1))))
+    expected = dict(mlp_act=act, after_grn=block.grn(act), block_out=block(stem).permute(0, 2, 3, 1))[point]
+    torch.testing.assert_close(dist[0], cosine_distance(expected.detach()).mean(), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(first['stages.0.0'], expected[0].detach())
+    others = {p: layer_distances(model, [x], p)[1][0] for p in ('after_grn', 'mlp_act', 'block_out') if p != point}
+    # the three points are different tensors; GRN scales each channel map by 1 + γ·N(X) (cosine-invariant when
+    # positive), so before and after GRN differ only through β and sign flips: a small gap, but not none
+    assert all(abs(d - dist[0]) > (1e-3 if 'block_out' in (p, point) else 1e-6) for p, d in others.items())

@@ -167,3 +167,23 @@ def test_learn_profile_and_unlabeled_pool(tmp_path, capsys):
     pool = UnlabeledImageDataset(str(tmp_path / 'unlabeled'), split=None, pipeline=dict(type='fcmae', size=96))
     assert len(pool) == 300 and pool[299]['inputs'].shape == (3, 96, 96)
     assert PROFILES['learn']['coco']['max_objects'] == 5 and PROFILES['small']['unlabeled'] is None
+
+
+def test_ablation_profile_classes_are_combinations(tmp_path):
+    """--profile ablation: 24 shape x texture x layout classes at 64 px that ImageFolder reads, and a pool of the
+    same scenes; the texture factor is visible (striped / checked objects vary far more than plain ones)."""
+    from toydata.generate import COMBOS, _combo_scene
+    main([str(tmp_path), '--profile', 'ablation', '--images', '2', '--pool', '5'])
+    folder = ImageFolder(str(tmp_path / 'imagenet/train'))
+    assert len(folder.classes) == 24 == len(COMBOS) and len(folder) == 48
+    assert folder.classes[3].endswith('circle_stripes_pair') and Image.open(folder.imgs[0][0]).size == (64, 64)
+    assert len(list((tmp_path / 'unlabeled').rglob('*.jpg'))) == 5
+    rng = np.random.default_rng(0)
+    centre = {t: [_combo_scene(rng, 64, COMBOS.index(('square', t, 'one')))[26:38, 26:38].std((0, 1)).mean()
+                 for _ in range(20)]
+              for t in ('plain', 'stripes', 'checker')}
+    assert np.mean(centre['stripes']) > 2 * np.mean(centre['plain']) < np.mean(centre['checker'])
+    with pytest.raises(ValueError, match="scene='dots'"):
+        imagenet_folder(tmp_path / 'bad', scene='dots')
+    with pytest.raises(ValueError, match='classes=25'):
+        imagenet_folder(tmp_path / 'bad', classes=25, scene='combos')

@@ -89,6 +89,57 @@ def _object_scene(rng, size: int, label: int) -> np.ndarray:
     return img
 
 
+# the 'ablation' profile's classes: every combination of a shape, a texture and a layout, in this order; colour is
+# random per image, so only the three factors (and their combination) tell the classes apart
+COMBO_SHAPES = ('circle', 'square', 'triangle', 'star')
+COMBO_TEXTURES = ('plain', 'stripes', 'checker')
+COMBO_LAYOUTS = ('one', 'pair')
+COMBOS = tuple((s, t, lay) for s in COMBO_SHAPES for t in COMBO_TEXTURES for lay in COMBO_LAYOUTS)
+
+
+def _pattern(rng, w: int, h: int, c0, kind: str) -> np.ndarray:
+    """A fill of colour c0 and its dark shade: plain (noise only), stripes or a checkerboard at a random angle."""
+    if kind == 'plain':
+        t = np.zeros((h, w))
+    else:
+        a, f = rng.uniform(0, np.pi), rng.uniform(0.08, 0.14)  # cycles per pixel: 2-3 per small object
+        yy, xx = np.mgrid[0:h, 0:w]
+        u, v = xx * np.cos(a) + yy * np.sin(a), -xx * np.sin(a) + yy * np.cos(a)
+        t = np.sin(2 * np.pi * f * u) > 0
+        if kind == 'checker':
+            t = t ^ (np.sin(2 * np.pi * f * v) > 0)
+    t = np.asarray(t, float)[..., None]
+    return np.asarray(c0) * (1 - 0.55 * t) + 6 * rng.standard_normal((h, w, 3))
+
+
+def _combo_scene(rng, size: int, label: int | None) -> np.ndarray:
+    """COMBOS[label]: one large shape near the centre ('one') or two smaller ones side by side ('pair'), all filled
+    with the class's texture in a random colour, over up to one small plain distractor; label None: a random class."""
+    shape, texture, layout = COMBOS[rng.integers(len(COMBOS)) if label is None else label]
+    img = _background(rng, size, size)
+    if rng.random() < 0.5:  # a small plain distractor of any shape
+        _paint_pattern(rng, img, _shape_mask(rng, SHAPES[rng.integers(len(SHAPES))], size, size, (0.07, 0.1)),
+                       'plain')
+    if layout == 'one':
+        masks = [_shape_mask(rng, shape, size, size, (0.26, 0.36), (0.4, 0.6))]
+    else:  # left and right halves, or top and bottom
+        flip = rng.random() < 0.5
+        masks = []
+        for lo, hi in ((0.22, 0.32), (0.68, 0.78)):
+            m = _shape_mask(rng, shape, size, size, (0.14, 0.19), (lo, hi))
+            masks.append(m.T if flip else m)
+    colour = rng.uniform(60, 230, 3)
+    for m in masks:
+        _paint_pattern(rng, img, m, texture, colour)
+    return img
+
+
+def _paint_pattern(rng, img: np.ndarray, mask: np.ndarray, kind: str, colour=None) -> None:
+    """Fill `mask` in `img` with the pattern `kind` around `colour` (random when None)."""
+    colour = rng.uniform(60, 230, 3) if colour is None else colour
+    img[mask] = _pattern(rng, img.shape[1], img.shape[0], np.clip(colour + rng.normal(0, 10, 3), 0, 255), kind)[mask]
+
+
 def _instance_scene(rng, w: int, h: int, classes, max_objects: int):
     """COCO-style: 1..max_objects shapes of `classes`, later ones occluding earlier ones; (image, labels, masks)."""
     img = _background(rng, w, h)
@@ -186,21 +237,27 @@ def _annotation(mask: np.ndarray, ann_id: int, image_id: int, category_id: int, 
 
 
 def imagenet_folder(root, classes: int = 4, train_per_class: int = 8, val_per_class: int = 4, size: int = 64,
-                    seed: int = 0) -> dict:
-    """ImageNet layout `root/{train,val}/<wnid>/*.JPEG`; each image shows one large shape of its class on top."""
-    if not 1 <= classes <= len(SHAPES):
-        raise ValueError(f'classes={classes}: expected 1..{len(SHAPES)} (one per shape in {SHAPES})')
-    root = _prepare(root, dict(kind='imagenet', classes=classes, train_per_class=train_per_class,
-                               val_per_class=val_per_class, size=size, seed=seed))
+                    seed: int = 0, scene: str = 'shapes') -> dict:
+    """ImageNet layout `root/{train,val}/<wnid>/*.JPEG`. scene 'shapes': one large shape of its class on top;
+    'combos': the class is a shape x texture x layout combination (COMBOS), which few labels do not make easy."""
+    names = dict(shapes=SHAPES, combos=['_'.join(c) for c in COMBOS]).get(scene)
+    if names is None:
+        raise ValueError(f"scene={scene!r}: expected 'shapes' or 'combos'")
+    if not 1 <= classes <= len(names):
+        raise ValueError(f'classes={classes}: expected 1..{len(names)} for scene {scene!r} (one per {names})')
+    params = dict(kind='imagenet', classes=classes, train_per_class=train_per_class, val_per_class=val_per_class,
+                  size=size, seed=seed)
+    root = _prepare(root, params if scene == 'shapes' else dict(params, scene=scene))
     rng = np.random.default_rng(seed)
-    names = [f'n{i:08d}_{SHAPES[i]}' for i in range(classes)]  # WNID-like, sorted in class order
+    draw = _object_scene if scene == 'shapes' else _combo_scene
+    names = [f'n{i:08d}_{names[i]}' for i in range(classes)]  # WNID-like, sorted in class order
     summary = dict(root=str(root), classes=names)
     for split, n in (('train', train_per_class), ('val', val_per_class)):
         summary[split] = []
         for label, name in enumerate(names):
             (root / split / name).mkdir(parents=True)
             for j in range(n):
-                img = _object_scene(rng, size, label)
+                img = draw(rng, size, label)
                 path = root / split / name / f'{name}_{j:05d}.JPEG'
                 _save(img, path)
                 summary[split].append((str(path), label))
@@ -278,15 +335,22 @@ def ade20k(root, train_images: int = 8, val_images: int = 4, size=(128, 96), num
     return summary
 
 
-def unlabeled(root, images: int = 64, size=(128, 128), seed: int = 0, per_folder: int = 256) -> dict:
-    """An unlabeled pool for FCMAE pre-training: the three scene kinds (one large shape of any of the 8 classes,
-    instance scenes with all 8, stuff scenes) in turn, in sub-folders of `per_folder` (UnlabeledImageDataset)."""
+def unlabeled(root, images: int = 64, size=(128, 128), seed: int = 0, per_folder: int = 256,
+              scene: str = 'mixed') -> dict:
+    """An unlabeled pool for FCMAE pre-training, in sub-folders of `per_folder` (UnlabeledImageDataset). scene
+    'mixed': the three scene kinds (one large shape of any of the 8 classes, instance scenes with all 8, stuff
+    scenes) in turn; 'combos': the 'ablation' profile's scenes of random classes (square, min(size))."""
+    if scene not in ('mixed', 'combos'):
+        raise ValueError(f"scene={scene!r}: expected 'mixed' or 'combos'")
     w, h = size
-    root = _prepare(root, dict(kind='unlabeled', images=images, size=[w, h], seed=seed, per_folder=per_folder))
+    params = dict(kind='unlabeled', images=images, size=[w, h], seed=seed, per_folder=per_folder)
+    root = _prepare(root, params if scene == 'mixed' else dict(params, scene=scene))
     rng, paths = np.random.default_rng(seed), []
     stuff, things = (1, 3, 4), (13, 16, 21)
     for i in range(images):
-        if i % 3 == 0:
+        if scene == 'combos':
+            img = _combo_scene(rng, min(w, h), None)
+        elif i % 3 == 0:
             img = _object_scene(rng, min(w, h), int(rng.integers(len(SHAPES))))
         elif i % 3 == 1:
             img = _instance_scene(rng, w, h, SHAPES, 5)[0]
@@ -307,6 +371,11 @@ PROFILES = {  # tools/make_toy_data.py --profile: each writer's arguments (unlab
                   coco=dict(train_images=256, val_images=64, size=(128, 128), max_objects=5),
                   ade20k=dict(train_images=256, val_images=64, size=(128, 128)),
                   unlabeled=dict(images=2048, size=(128, 128))),
+    # the ablation studies (benchmarks/ablations.py): 24 shape x texture x layout classes at 64 px, 8 labels a
+    # class, 16 held out, and a 2,048-image unlabeled pool of the same scenes for FCMAE
+    'ablation': dict(imagenet=dict(scene='combos', classes=len(COMBOS), train_per_class=8, val_per_class=16,
+                                   size=64),
+                     unlabeled=dict(scene='combos', images=2048, size=(64, 64))),
 }
 DATASETS = ('imagenet', 'coco', 'ade20k', 'unlabeled')
 

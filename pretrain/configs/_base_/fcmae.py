@@ -17,8 +17,10 @@ warmup_epochs = 40
 
 # init 'trunc02' (std .02 everywhere, the dense ConvNeXtV2 init); 'official': the PyTorch fcmae.py _init_weights (std 1
 # on most convs/linears). The paper trained with its unreleased JAX code, so neither is known to be the paper's.
+# The paper's FCMAE ablations (Table 1, docs/ABLATIONS.md): sparse=False (dense encoder, masked regions leak),
+# decoder_type 'unet' | 'unet_noskip' | 'transformer', decoder_depth, decoder_embed_dim, mask_ratio (0 < r < 1).
 model = dict(type='FCMAE', arch='base', patch_size=32, mask_ratio=0.6, decoder_depth=1, decoder_embed_dim=512,
-             norm_pix_loss=True, init='trunc02')
+             norm_pix_loss=True, init='trunc02', sparse=True, decoder_type='convnext')
 pretrained_key = 'model.init_cfg'  # tools/train.py --pretrained: continue pre-training from FCMAE weights
 
 # 10 workers, pinned memory, drop last: main_pretrain.py L86-87, L139-145. Workers restart each epoch (as the official

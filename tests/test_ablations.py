@@ -1,0 +1,118 @@
+"""benchmarks/ablations.py: every paper table is listed and its rows build real models through the configs; the rank
+agreement equals scipy's Kendall tau and a hand count; a table's summary is written as JSON-ready rows, markdown and a
+plot through report.stamp."""
+import argparse
+import json
+
+import pytest
+from mmengine.config import Config, DictAction
+from mmengine.registry import MODELS
+from scipy.stats import kendalltau
+
+import backbone  # noqa: F401  (registers ConvNeXtV2)
+import pretrain  # noqa: F401  (registers FCMAE, ImageClassifier)
+from benchmarks import ablations
+from report.ablation import kendall_tau, verdict
+
+PAPER_TABLES = ('grn_aggregation', 'grn_norm', 'grn_skip', 'grn_vs_norms', 'grn_gating', 'grn_pt_ft', 'grn_components',
+                'sparse', 'decoder_type', 'decoder_depth', 'decoder_width', 'mask_ratio', 'codesign')
+
+
+def test_help_lists_every_table_with_the_paper_numbers(capsys):
+    with pytest.raises(SystemExit):
+        ablations.main(['--help'])
+    out = capsys.readouterr().out
+    for table in PAPER_TABLES:
+        assert f'  {table}: ' in out
+    assert 'BN 80.5' in out and '*GRN 84.6' in out and 'dense (masked regions leak) 79.3' in out
+    assert set(PAPER_TABLES) <= set(ablations.TABLES)
+    for name, (_, rows) in ablations.TABLES.items():  # one default row: the configs' defaults, shared by all tables
+        assert [r.fcmae for r in rows if r.default] == [[]] and [r.finetune for r in rows if r.default] == [[]], name
+
+
+def merged(config: str, options: list) -> Config:
+    """The config as tools/train.py --cfg-options OPTIONS gives it (mmengine's own parser)."""
+    ns = argparse.Namespace()
+    DictAction(option_strings=[], dest='opts')(None, ns, options)
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(ns.opts)
+    return cfg
+
+
+ROWS = [(t, r) for t in PAPER_TABLES for r in ablations.TABLES[t][1] if not r.default]
+
+
+@pytest.mark.parametrize('table,row', ROWS, ids=[f'{t}:{r.name}' for t, r in ROWS])
+def test_rows_build_models_that_differ_from_the_default(table, row):
+    """Each row's options build the FCMAE model and the fine-tuning classifier, and change what they say."""
+    cfgs = dict(fcmae='pretrain/configs/fcmae_cnx2_atto.py', finetune='pretrain/configs/finetune_cnx2_atto.py')
+    for stage, options in (('fcmae', row.fcmae), ('finetune', row.finetune)):
+        if not options:
+            continue
+        cfg = merged(cfgs[stage], options)
+        default = Config.fromfile(cfgs[stage])
+        assert cfg.model != default.model, f'{table}/{row.name}: {options} left the {stage} model as it was'
+        if 'init_cfg' in str(options):  # the loader's option travels into the Pretrained init_cfg of --pretrained
+            assert cfg.model.backbone.init_cfg.grn_mismatch in ('add', 'drop')
+            cfg.model.backbone.init_cfg = None
+        model = MODELS.build(cfg.model)
+        if stage == 'fcmae' and 'mask_ratio' in str(options):
+            assert model.mask_ratio == float(options[0].split('=')[1])
+
+
+def test_kendall_tau_against_scipy_and_a_hand_count():
+    # [1,2,3,4] vs [1,3,2,4]: 5 concordant and 1 discordant of 6 pairs -> (5 - 1) / 6
+    assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)
+    # a tie in the first: pairs (0,2), (1,2) concordant, (0,1) tied in a only -> 2 / sqrt(2 * 3)
+    assert kendall_tau([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / 6 ** .5)
+    a, b = [83.7, 83.2, 80.5, 83.8, 84.6], [61.0, 55.5, 57.2, 61.0, 64.1]
+    assert kendall_tau(a, b) == pytest.approx(kendalltau(a, b).statistic)
+    assert kendall_tau([1, 2, 3], [3, 2, 1]) == -1 and kendall_tau([1, 1], [2, 3]) is None
+    with pytest.raises(ValueError, match='equally many'):
+        kendall_tau([1, 2], [1])
+
+
+def test_verdict_marks_differences_below_twice_the_seed_spread():
+    assert verdict(-1.0, -0.9, resolution=2.0) == 'within resolution'
+    assert verdict(-3.0, -0.9, resolution=2.0) == 'agrees'
+    assert verdict(+3.0, -0.9, resolution=2.0) == 'DISAGREES'
+
+
+def fake_results(names: dict, seeds) -> dict:
+    """Per job, the dict the job functions return: top-1 by row and seed, a held-out loss per FCMAE run."""
+    top1 = {'finetune/random+default': [40., 44., 42.], 'finetune/default+default': [60., 61., 65.]}
+    out = {}
+    for (table, row, seed), (pt, ft) in names.items():
+        out[ft] = dict(top1=top1.get(ft.rsplit('/', 1)[0], [50.] * 3)[seed], train_s=100.)
+        if pt:
+            out[pt] = dict(loss=0.5, heldout=dict(loss=0.45), train_s=200.)
+    return out
+
+
+def test_summary_markdown_and_plot_are_written_through_the_stamp(tmp_path):
+    """toy_task's rows planned (shared runs once), summarised and published into a checkout-like folder."""
+    progress = ablations.Progress(0, 2)
+    data = dict(unlabeled='pool', imagenet='im', images=192, classes=24, pool=2048, heldout=384)
+    jobs, names = ablations.plan(['toy_task', 'codesign'], [0, 1, 2], tmp_path / 'runs', data,
+                                 ablations.PROTOCOL, progress)
+    assert len(jobs) == progress.total == 3 * (2 + 4)  # FCMAE v2 / v1, fine-tuning: 4 codesign rows (toy_task shares)
+    assert names[('toy_task', 'FCMAE', 1)] == names[('codesign', 'V2 + FCMAE', 1)]
+    summary = ablations.summarize('toy_task', [0, 1, 2], names, fake_results(names, [0, 1, 2]), ablations.PROTOCOL,
+                                  data)
+    rnd, fcmae = summary['rows']
+    assert (rnd['mean'], fcmae['mean'], fcmae['std']) == (42.0, 62.0, 2.65)
+    assert rnd['delta'] == -20.0 and rnd['verdict'] == 'resolved (paper: no number)' and rnd['resolution'] == 5.3
+    assert fcmae['heldout_loss'] == 0.45 and rnd['heldout_loss'] is None
+    for path in ablations.MEASURED:  # write_results checks that the measured code paths exist in the checkout
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).touch()
+    out = ablations.publish(summary, 'python benchmarks/ablations.py toy_task', 60., root=tmp_path)
+    text = out.read_text()
+    assert out.name == 'ablation_toy_task.md' and '<!-- stamp ' in text
+    assert '| random init | – | 42.0 ± 2.0 | -20.0 |' in text and '(../figures/ablation_toy_task.png)' in text
+    assert (tmp_path / 'docs/figures/ablation_toy_task.png').stat().st_size > 1000
+    (tmp_path / 'toy_task.json').write_text(json.dumps(summary))  # tools/compare.py renders the table's JSON too
+    from tools.compare import main
+    text = main([str(tmp_path / 'toy_task.json'), '--out', str(tmp_path / 'report.md'), '--no-flops'])
+    assert '## Ablation `toy_task`' in text and '| **FCMAE** | – | 62.0 ± 2.6 | default |' in text
+    assert (tmp_path / 'plots/toy_task.png').is_file()
