@@ -1,5 +1,6 @@
 """Train or test any stage (FCMAE pre-training, ImageNet fine-tuning, COCO detection, ADE20K segmentation) with
 mmengine's Runner: config → Runner → train/test; what tools/train.py and tools/test.py call."""
+import gc
 import json
 import os
 import os.path as osp
@@ -10,6 +11,7 @@ import torch
 from backbone.zoo import resolve
 from mmengine.config import Config
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -25,12 +27,16 @@ def build_runner(cfg: Config) -> Runner:
     return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
 
 
-def leave_process_group():
-    """Leave the process group at the end of a distributed run: gloo threads that outlive the interpreter abort it
-    at exit ('terminate called without an active exception') after the work is done."""
+def leave_process_group(runner: Runner | None = None):
+    """Leave the process group at the end of a distributed run, and let the backend die while the interpreter is
+    alive: a DDP wrapper still holding the group keeps gloo's threads until interpreter finalization, where a rank
+    aborts ('terminate called without an active exception', 2 of 30 two-rank runs) after the work is done."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
+        if runner is not None and is_model_wrapper(runner.model):
+            runner.model = runner.model.module  # the wrapper holds the group; its module is the trained model
+        gc.collect()  # runners left in reference cycles (seg_eval's passes) release their wrappers now
 
 
 def train(config: str, work_dir: str | None = None, resume: str | None = None, amp: bool = False,
@@ -58,7 +64,7 @@ def train(config: str, work_dir: str | None = None, resume: str | None = None, a
     for message, level in filter(None, (lr, choice)):
         print_log(message, logger=runner.logger, level=level)  # in the run's own log
     runner.train()
-    leave_process_group()
+    leave_process_group(runner)
     return runner
 
 
@@ -91,5 +97,5 @@ def test(config: str, checkpoint: str, work_dir: str | None = None, out: str | N
         with open(path, 'w') as f:
             json.dump(result, f, indent=2)
         print(f'tools/test.py: wrote {path}')
-    leave_process_group()
+    leave_process_group(runner)
     return result
