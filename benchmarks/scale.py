@@ -62,12 +62,20 @@ def write_coco(root: str, images: int, instances: int, seed: int = 0) -> str:
         json.dump(dict(info={}, licenses=[], images=imgs, annotations=anns, categories=cats), f)
     with open(osp.join(root, 'annotations', 'instances_val2017.json'), 'w') as f:
         json.dump(dict(images=imgs[:20], annotations=[a for a in anns if a['image_id'] <= 20], categories=cats), f)
-    for im in imgs:
-        os.link(jpeg, osp.join(root, 'train2017', im['file_name']))
+    link_all(jpeg, [osp.join(root, 'train2017', im['file_name']) for im in imgs])
     os.makedirs(osp.join(root, 'val2017'), exist_ok=True)
-    for im in imgs[:20]:
-        os.link(jpeg, osp.join(root, 'val2017', im['file_name']))
+    link_all(jpeg, [osp.join(root, 'val2017', im['file_name']) for im in imgs[:20]])
     return path
+
+
+def link_all(source: str, targets: list, per_file: int = 60000):
+    """Hard links to `source` at every target, from a fresh copy of it every `per_file` links (ext4 allows 65,000
+    links to one file: train2017's 118,287 images do not fit on one)."""
+    current = source
+    for i, target in enumerate(targets):
+        if i and i % per_file == 0:
+            current = shutil.copyfile(source, f'{source}.{i // per_file}')
+        os.link(current, target)
 
 
 def write_imagenet_list(root: str, n: int, classes: int = 1000) -> str:
@@ -81,8 +89,7 @@ def write_imagenet_list(root: str, n: int, classes: int = 1000) -> str:
     os.makedirs(shared, exist_ok=True)
     jpeg = osp.join(root, 'pixels.jpg')
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(jpeg)
-    for k in range(per):
-        os.link(jpeg, osp.join(shared, f'{k:08d}.JPEG'))
+    link_all(jpeg, [osp.join(shared, f'{k:08d}.JPEG') for k in range(per)])
     os.makedirs(osp.join(root, 'train'), exist_ok=True)
     wnids = [f'n{1440764 + 7919 * c:08d}' for c in range(classes)]
     for wnid in wnids:
