@@ -5,7 +5,7 @@ Mask R-CNN and UPerNet at equal downstream budgets on the small labeled sets of 
 fine-tuning top-1 of the FCMAE arms, over 3 seeds.
 
     python benchmarks/ladder.py [--work work_dirs/toy_study] [--scale full|quick] [--seeds 0 1 2] [--workers 2]
-                                [--dry-run] [--no-publish]
+                                [--dry-run] [--no-publish] [--republish]
 
 Every run is a real tools/train.py + tools/test.py (seg_eval.py) run of the suite's configs (toyruns.stages); finished
 runs are kept and skipped on a rerun; progress lines carry an ETA. Writes WORK/ladder[_quick].json and, at the full
@@ -54,6 +54,9 @@ RUN_S = dict(fcmae=34, simmim=47, finetune=80, det=152, seg=97)
 LOAD = 5.5
 METRICS = (('finetune', 'top1', 'top-1'), ('det', 'bbox_mAP', 'APbox'), ('det', 'segm_mAP', 'APmask'),
            ('seg', 'mIoU', 'mIoU'))
+# the steps of the ladder the paper measures (lower arm, higher arm), and ours that it does not (random init)
+STEPS = (('v1_sup', 'v2_sup'), ('v2_sup', 'v2_fcmae'), ('swin_simmim', 'v2_fcmae'), ('v1_fcmae', 'v2_fcmae'),
+         ('random', 'v2_fcmae'))
 
 
 def data(work: Path, scale: str) -> dict:
@@ -199,6 +202,33 @@ def plot(summary: dict, path: Path) -> None:
     plot_bars(bars, ('APbox', 'APmask', 'mIoU'), f"The ladder at toy scale ({len(summary['seeds'])} seeds)", path)
 
 
+def findings(summary: dict) -> str:
+    """Each step of the ladder per downstream metric: our difference of seed means against the resolution (twice the
+    larger seed spread) and the paper's difference at B, with report.ablation's verdict."""
+    from report.ablation import verdict
+    head = ['step', 'metric', 'ours', 'resolution', 'paper B', 'verdict']
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    counts = {}
+    for low, high in STEPS:
+        for col, (_, metric, label) in enumerate(METRICS[1:]):
+            a, b = (summary['table'].get(arm, {}).get(metric) for arm in (low, high))
+            if not (a and b):
+                continue
+            delta, resolution = b['mean'] - a['mean'], 2 * max(a['std'], b['std'])
+            ref = [paper(arm, 'B')[col] for arm in (low, high)]
+            paper_delta = None if '–' in ref else float(ref[1]) - float(ref[0])
+            said = verdict(delta, paper_delta, resolution)
+            if paper_delta is None and said != 'within resolution':
+                said = f"{'higher' if delta > 0 else 'lower'} (no paper number)"
+            counts[said] = counts.get(said, 0) + 1
+            lines.append(f'| {ARMS[low][0]} → {ARMS[high][0]} | {label} | {delta:+.1f} | {resolution:.1f} | '
+                         f"{'–' if paper_delta is None else f'{paper_delta:+.1f}'} | {said} |")
+    tally = ', '.join(f'{n} {k}' for k, n in sorted(counts.items()))
+    return ('Each step of the ladder, per metric: ours is the difference of seed means (higher arm minus lower), '
+            'within resolution when at most twice the larger seed spread of the two; the verdict compares its sign '
+            f"with the paper's at B. Tally: {tally}.\n\n" + '\n'.join(lines))
+
+
 def markdown(summary: dict, figure: str) -> str:
     s = summary['scale']
     return (f"# The Tables 6-7 ladder at toy scale\n\nEach arm pre-trained on {summary['images_seen']:,} images seen "
@@ -210,7 +240,18 @@ def markdown(summary: dict, figure: str) -> str:
             "mean ± std; "
             "scores on held-out images. The paper's columns: Tables 6 (Mask R-CNN, APbox / APmask) and 7 (UPerNet, "
             'multi-scale mIoU) at sizes B and L (report/paper.py).\n\n' + ladder_table(summary)
-            + f'\n\n![the ladder]({figure})\n\nRun time: {summary["wall_s"] / 60:.0f} min wall on 2 workers.\n')
+            + f'\n\n![the ladder]({figure})\n\n## The steps of the ladder\n\n{findings(summary)}\n\n'
+            f'Run time: {summary["wall_s"] / 60:.0f} min wall on 2 workers.\n')
+
+
+def publish(summary: dict, command: str) -> str:
+    """docs/results/ladder_toy.md (stamped) and docs/figures/ladder_toy.png from a full-scale summary."""
+    from report.stamp import write_results
+    from report.toy_study import STUDY_PATHS
+    plot(summary, Path(ROOT) / 'docs/figures/ladder_toy.png')
+    best = max(ARMS, key=lambda a: summary['table'].get(a, {}).get('bbox_mAP', {}).get('mean', -1))
+    return write_results('ladder_toy', markdown(summary, '../figures/ladder_toy.png'), command, STUDY_PATHS,
+                         headline=f'best APbox: {ARMS[best][0]}; {summary["wall_s"] / 60:.0f} min')
 
 
 def main(argv=None) -> dict:
@@ -221,8 +262,13 @@ def main(argv=None) -> dict:
     p.add_argument('--workers', type=int, default=2, help='runs at a time (one core each)')
     p.add_argument('--dry-run', action='store_true', help='list the runs and the estimated time; run nothing')
     p.add_argument('--no-publish', action='store_true', help='leave docs/results as it is')
+    p.add_argument('--republish', action='store_true', help='rewrite docs/results from WORK/ladder.json; run nothing')
     args = p.parse_args(argv)
     work, s = Path(args.work), SCALES[args.scale]
+    if args.republish:  # a finished run's page (its measured wall time kept), e.g. after the format changed
+        summary = json.loads((work / 'ladder.json').read_text())
+        print('wrote', publish(summary, 'python benchmarks/ladder.py; then --republish (this page)'))
+        return summary
     d = data(work, args.scale) if not args.dry_run else {k: work / k for k in ('unlabeled', 'imagenet', 'coco',
                                                                                'ade20k')}
     runs = plan(s, d, args.seeds)
@@ -256,14 +302,8 @@ def main(argv=None) -> dict:
     plot(summary, out.parent / f'{out.name}.png')
     print(ladder_table(summary))
     if args.scale == 'full' and not args.no_publish:
-        from report.stamp import write_results
-        from report.toy_study import STUDY_PATHS
-        plot(summary, Path(ROOT) / 'docs/figures/ladder_toy.png')
-        command = shlex.join(['python', 'benchmarks/ladder.py', *(sys.argv[1:] if argv is None else argv)])
-        best = max(ARMS, key=lambda a: summary['table'].get(a, {}).get('bbox_mAP', {}).get('mean', -1))
-        print('wrote', write_results('ladder_toy', markdown(summary, '../figures/ladder_toy.png'), command,
-                                     STUDY_PATHS, headline=f'best APbox: {ARMS[best][0]}; '
-                                     f'{summary["wall_s"] / 60:.0f} min'))
+        print('wrote', publish(summary, shlex.join(['python', 'benchmarks/ladder.py',
+                                                    *(sys.argv[1:] if argv is None else argv)])))
     return summary
 
 

@@ -263,3 +263,24 @@ def test_ladder_table_has_the_papers_tables_6_and_7_in_their_own_columns(tmp_pat
         'random init (ConvNeXt V2)': ['–', '16.0 ± 1.4', *spread, *['–'] * 6]}
     plot(ladder_summary(), tmp_path / 'ladder.png')
     assert (tmp_path / 'ladder.png').read_bytes()[:4] == b'\x89PNG'
+
+
+def test_ladder_steps_say_where_the_papers_order_holds():
+    """Each step of the ladder against the paper's difference at B (Table 6 APbox: V2 supervised 51.0 → V2 + FCMAE
+    52.9, Swin + SimMIM 52.3 → 52.9): a difference beyond twice the larger seed spread agrees or DISAGREES by its
+    sign; within it, it says so; steps the paper has no number for say only which way ours went."""
+    from benchmarks.ladder import findings
+    summary = ladder_summary()
+    cell = lambda a, b: dict(mean=(a + b) / 2, values=[a, b], std=abs(a - b) / 2 ** .5)  # noqa: E731
+    table = summary['table']
+    table['v2_sup']['bbox_mAP'], table['v2_fcmae']['bbox_mAP'] = cell(12., 12.2), cell(20., 20.4)
+    table['swin_simmim']['bbox_mAP'] = cell(30., 30.2)
+    rows = {tuple(line.split(' | ')[:2]): line.strip('| ').split(' | ')[2:] for line in
+            findings(summary).splitlines() if line.startswith('| ') and ' → ' in line}
+    assert rows[('| ConvNeXt V2 supervised → ConvNeXt V2 + FCMAE', 'APbox')] == ['+8.1', '0.6', '+1.9', 'agrees']
+    assert rows[('| Swin + SimMIM → ConvNeXt V2 + FCMAE', 'APbox')] == ['-9.9', '0.6', '+0.6', 'DISAGREES']
+    assert rows[('| ConvNeXt V1 supervised → ConvNeXt V2 supervised', 'APbox')] == [
+        '+1.1', '2.8', '+0.7', 'within resolution']  # 11.0 ± 1.4 → 12.1 ± 0.1
+    assert rows[('| random init (ConvNeXt V2) → ConvNeXt V2 + FCMAE', 'APbox')] == [
+        '+4.2', '2.8', '–', 'higher (no paper number)']
+    assert 'Tally: 1 DISAGREES, 1 agrees' in findings(summary)
