@@ -89,13 +89,17 @@ def test_leaving_the_group_frees_the_backend_while_the_interpreter_lives(tmp_pat
     group = weakref.ref(torch.distributed.group.WORLD)
     runner = SimpleNamespace(model=MMDistributedDataParallel(torch.nn.Linear(2, 2)))
     runner.self = runner  # mmengine's Runner is referenced from its loops and hooks
-    if held_by == 'the returned runner':
-        leave_process_group(runner)
-        assert isinstance(runner.model, torch.nn.Linear)
-    else:
-        del runner
-        leave_process_group()
-    assert group() is None and not torch.distributed.is_initialized()
+    try:
+        if held_by == 'the returned runner':
+            leave_process_group(runner)
+            assert isinstance(runner.model, torch.nn.Linear)
+        else:
+            del runner
+            leave_process_group()
+        assert group() is None and not torch.distributed.is_initialized()
+    finally:  # no group left behind for the tests after this one, whatever failed
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 def test_preflight_runs_on_global_rank_zero_only(tmp_path, monkeypatch, capsys, runs):
