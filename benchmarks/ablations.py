@@ -1,11 +1,12 @@
 """The ConvNeXt V2 paper's ablations (Tables 1-3, appendix) rerun on a toy task: per row of a table, FCMAE
 pre-training on an unlabeled pool with the row's options, then fine-tuning on few labels, `--seeds` seeds, each a real
-tools/train.py + tools/test.py run of the suite's atto configs (toyruns.stages); the measured top-1 beside the paper's.
+tools/train.py + tools/test.py run of the suite's atto configs at the protocol's smaller size (PROTOCOL, toyruns.stages);
+the measured top-1 beside the paper's.
 
     python benchmarks/ablations.py TABLE... [--seeds 0 1 2] [--jobs 2] [--work work_dirs/ablations] [--no-publish]
 
-The toy task is toydata's 'ablation' profile: 24 classes (shape x texture x layout) at 64 px, 8 labels a class,
-16 a class held out, a 2,048-image pool. Finished runs are kept and skipped on a rerun (rows that share options share
+The toy task is toydata's 'ablation' profile: 24 classes (shape x texture x layout) at 64 px (--size: written at
+that size), 8 labels a class, 16 a class held out, a 2,048-image pool. Runs go under WORK/runs/<protocol>/. Finished runs are kept and skipped on a rerun (rows that share options share
 runs, across tables too); prints progress and an ETA; writes WORK/<table>.json and, stamped, docs/results/
 ablation_<table>.md with a plot in docs/figures (report.ablation). Tables (paper: ConvNeXt V2-B, IN-1K top-1):
 """
@@ -30,11 +31,16 @@ from toydata import PROFILES, write_all  # noqa: E402
 from toyruns.schedule import Job, run_jobs  # noqa: E402
 from toyruns.stages import Toy, run_stage  # noqa: E402
 
-SIZE = 64
-PROTOCOL = dict(fcmae_epochs=5, finetune_epochs=30, fcmae_batch=64, finetune_batch=32)
-# the toy fine-tuning recipe: the atto recipe without RandAugment, random erasing and drop path, label smoothing 0.1;
-# a checkpoint at the end only (each is 54 MB). Not yet calibrated: at this budget (180 steps) random init and FCMAE
-# both stay near chance on the 24 classes (docs/ABLATIONS.md, "The studies"); the study needs more steps
+# the study's protocol (docs/ABLATIONS.md, "The studies"): a ConvNeXt V2 smaller than atto (1.2M parameters; atto:
+# depths 2/2/6/2, widths 40-320) at 64 px; FCMAE 10 epochs of the 2,048-image pool (320 steps), fine-tuning 100 epochs
+# of the 192 labels (600 steps). At 64 px the 32-px FCMAE mask is a 2x2 grid: mask ratios 0.4 and 0.5 both keep 2
+# patches, 0.6 and 0.7 keep 1, and 0.8 keeps none (an error)
+ARCH = dict(depths=(1, 1, 3, 1), dims=(32, 64, 128, 256))
+PROTOCOL = dict(arch=ARCH, size=64, fcmae_epochs=10, finetune_epochs=100, fcmae_batch=64, finetune_batch=32,
+                finetune_lr=5e-4, crop_scale=0.35)
+# the toy fine-tuning recipe: the atto recipe (layer decay 0.9, EMA, label smoothing 0.1) without RandAugment, random
+# erasing and drop path, at lr 5e-4 (the recipe's lr at batch 32 is 8e-4) and crops of 35-100 % of the image (timm's
+# 8 % can cut a 'pair' class down to one object); a checkpoint at the end only
 FINETUNE = ['train_dataloader.dataset.pipeline.auto_augment=None', 'train_dataloader.dataset.pipeline.re_prob=0',
             'model.backbone.drop_path_rate=0', 'model.label_smoothing=0.1']
 MEASURED = ('backbone', 'pretrain', 'toydata', 'toyruns', 'tools/train.py', 'tools/test.py', 'benchmarks/ablations.py',
@@ -137,20 +143,34 @@ def key(options: list) -> str:
     return re.sub(r'[^\w.=-]+', '-', text)[:60] + '-' + hashlib.sha1('\n'.join(options).encode()).hexdigest()[:6]
 
 
-def make_data(work: Path, labels: int | None, pool: int | None) -> dict:
-    """toydata's 'ablation' profile under work/data (written once; `labels` per class / `pool` images override)."""
+def arch_options(prefix: str, arch) -> list:
+    """`prefix`.arch as --cfg-options: a size name, or dict(depths, dims) in place of the config's name."""
+    if isinstance(arch, str):
+        return [f'{prefix}.arch={arch}']
+    return [f'{prefix}.arch._delete_=True'] + [f"{prefix}.arch.{k}=[{','.join(map(str, arch[k]))}]"
+                                               for k in ('depths', 'dims')]
+
+
+def arch_name(arch) -> str:
+    return arch if isinstance(arch, str) else f"depths {'/'.join(map(str, arch['depths']))}, widths " \
+                                              f"{'/'.join(map(str, arch['dims']))}"
+
+
+def make_data(work: Path, labels: int | None, pool: int | None, size: int = 64) -> dict:
+    """toydata's 'ablation' profile at `size` px under work/data (written once; `labels` per class / `pool` images
+    override)."""
     tag = f"labels{labels or PROFILES['ablation']['imagenet']['train_per_class']}_pool" \
-          f"{pool or PROFILES['ablation']['unlabeled']['images']}"
+          f"{pool or PROFILES['ablation']['unlabeled']['images']}" + ('' if size == 64 else f'_{size}px')
     root = work / 'data' / tag
     if not (root / 'DONE').is_file():
-        write_all(root, profile='ablation', images=labels, pool=pool)
+        write_all(root, profile='ablation', images=labels, pool=pool, size=(size, size))
         (root / 'DONE').write_text('benchmarks/ablations.py\n')
     train = sorted((root / 'imagenet' / 'train').rglob('*.JPEG'))
     return dict(imagenet=root / 'imagenet', unlabeled=root / 'unlabeled', images=len(train),
                 classes=len(list((root / 'imagenet' / 'train').iterdir())))
 
 
-def heldout_loss(fcmae_work: Path, data: dict) -> dict:
+def heldout_loss(fcmae_work: Path, data: dict, size: int) -> dict:
     """The FCMAE checkpoint's masked-patch loss on the held-out labeled images (its own mask ratio), kept in
     fcmae_work/heldout.json."""
     out = fcmae_work / 'heldout.json'
@@ -162,7 +182,7 @@ def heldout_loss(fcmae_work: Path, data: dict) -> dict:
         images = sorted(str(p) for p in (Path(data['imagenet']) / 'val').rglob('*.JPEG'))
         cfg = Config.fromfile(dumped_config(fcmae_work))  # the run's own model options
         ckpt = json.loads((fcmae_work / 'result.json').read_text())['checkpoint']
-        out.write_text(json.dumps(reconstruction_losses(cfg, ckpt, images, SIZE), indent=1))
+        out.write_text(json.dumps(reconstruction_losses(cfg, ckpt, images, size), indent=1))
     return json.loads(out.read_text())
 
 
@@ -206,6 +226,23 @@ def guarded(fn, stage: str, progress: Progress):
     return run
 
 
+def fcmae_toy(data: dict, proto: dict, seed: int, options: list) -> Toy:
+    """A row's FCMAE run under the protocol: its options after the protocol's size."""
+    return Toy('fcmae', str(data['unlabeled']), proto['fcmae_epochs'], proto['size'], proto['fcmae_batch'], seed,
+               extra=[*arch_options('model', proto['arch']), *options,
+                      f"default_hooks.checkpoint.interval={proto['fcmae_epochs']}"])
+
+
+def finetune_toy(data: dict, proto: dict, seed: int, options: list) -> Toy:
+    """A row's fine-tuning run under the protocol (FINETUNE, its lr and crop area): its options last."""
+    return Toy('finetune', str(data['imagenet']), proto['finetune_epochs'], proto['size'], proto['finetune_batch'],
+               seed, images=data['images'], classes=data['classes'],
+               extra=[*arch_options('model.backbone', proto['arch']), *FINETUNE,
+                      f"optim_wrapper.optimizer.lr={proto['finetune_lr']}",
+                      f"train_dataloader.dataset.pipeline.scale=({proto['crop_scale']},1.0)",
+                      f"default_hooks.checkpoint.interval={proto['finetune_epochs']}", *options])
+
+
 def plan(tables: list, seeds: list, work: Path, data: dict, proto: dict, progress: Progress) -> tuple[list, dict]:
     """The jobs of `tables` (shared runs once) and, per table row and seed, the job names it reads."""
     jobs, names = {}, {}
@@ -216,17 +253,13 @@ def plan(tables: list, seeds: list, work: Path, data: dict, proto: dict, progres
                 pt_job = None if pt is None else f'fcmae/{pt}/seed{seed}'
                 ft_job = f"finetune/{pt or 'random'}+{key(row.finetune)}/seed{seed}"
                 if pt_job and pt_job not in jobs:
-                    toy = Toy('fcmae', str(data['unlabeled']), proto['fcmae_epochs'], SIZE, proto['fcmae_batch'],
-                              seed, extra=[*row.fcmae, f"default_hooks.checkpoint.interval={proto['fcmae_epochs']}"])
+                    toy = fcmae_toy(data, proto, seed, row.fcmae)
                     jobs[pt_job] = Job(pt_job, guarded(lambda r, t=toy, w=work / pt_job: run_fcmae(t, w, data),
                                                        'fcmae', progress),
                                        describe=lambda r: r.get('failed') or f"loss {r['loss']:.3f}")
                     progress.expect('fcmae')
                 if ft_job not in jobs:
-                    toy = Toy('finetune', str(data['imagenet']), proto['finetune_epochs'], SIZE,
-                              proto['finetune_batch'], seed, images=data['images'], classes=data['classes'],
-                              extra=FINETUNE + [f"default_hooks.checkpoint.interval={proto['finetune_epochs']}"]
-                              + list(row.finetune))
+                    toy = finetune_toy(data, proto, seed, row.finetune)
                     jobs[ft_job] = Job(ft_job, guarded(lambda r, t=toy, w=work / ft_job, s=pt_job: run_finetune(
                         t, w, r.get(s)), 'finetune', progress), (pt_job,) if pt_job else (),
                         describe=lambda r: r.get('failed') or f"top-1 {r['top1']:.1f}")
@@ -241,7 +274,7 @@ def run_fcmae(toy: Toy, work: Path, data: dict) -> dict:
     kept = (work / 'result.json').is_file()
     result = run_stage(toy, work)
     return dict(checkpoint=result['checkpoint'], loss=result['loss'], kept=kept, train_s=result.get('train_s'),
-                heldout=heldout_loss(work, data))
+                heldout=heldout_loss(work, data, toy.size))
 
 
 def run_finetune(toy: Toy, work: Path, source: dict | None) -> dict:
@@ -283,9 +316,11 @@ def summarize(table: str, seeds: list, names: dict, results: dict, proto: dict, 
         r['verdict'] = verdict(r['delta'], r['paper_delta'], r['resolution'])
     both = [r for r in out if r['paper'] is not None and r.get('mean') is not None]
     tau = kendall_tau([r['paper'] for r in both], [r['mean'] for r in both]) if len(both) > 1 else None
-    note = (f"Toy protocol: atto, {SIZE} px, FCMAE {proto['fcmae_epochs']} epochs over {data['pool']} unlabeled "
-            f"images (batch {proto['fcmae_batch']}), fine-tuning {proto['finetune_epochs']} epochs on "
-            f"{data['images']} labeled images of {data['classes']} classes (batch {proto['finetune_batch']}), "
+    note = (f"Toy protocol: ConvNeXt V2 {arch_name(proto['arch'])}, {proto['size']} px, FCMAE "
+            f"{proto['fcmae_epochs']} epochs over {data['pool']} unlabeled images (batch {proto['fcmae_batch']}), "
+            f"fine-tuning {proto['finetune_epochs']} epochs on {data['images']} labeled images of {data['classes']} "
+            f"classes (batch {proto['finetune_batch']}, lr {proto['finetune_lr']:g}, crops of "
+            f"{proto['crop_scale']:g}-1 of the image), "
             f"top-1 on {data['heldout']} held-out images; seeds {seeds}. Held-out FCMAE loss: masked-patch loss on the "
             'held-out images at the row\'s own mask ratio (lower is better; not comparable across mask ratios).')
     return dict(table=table, where=where, seeds=list(seeds), protocol=proto, rows=out,
@@ -321,6 +356,8 @@ def main(argv=None) -> dict:
     p.add_argument('--work', default='work_dirs/ablations', help='data, runs and <table>.json go here')
     p.add_argument('--fcmae-epochs', type=int, default=PROTOCOL['fcmae_epochs'])
     p.add_argument('--finetune-epochs', type=int, default=PROTOCOL['finetune_epochs'])
+    p.add_argument('--size', type=int, default=PROTOCOL['size'], help='image side (a multiple of 32)')
+    p.add_argument('--finetune-lr', type=float, default=PROTOCOL['finetune_lr'])
     p.add_argument('--labels', type=int, help='labeled images a class (default: the profile\'s)')
     p.add_argument('--pool', type=int, help='unlabeled images (default: the profile\'s)')
     p.add_argument('--no-publish', action='store_true', help='leave docs/ as it is (trial runs)')
@@ -331,12 +368,14 @@ def main(argv=None) -> dict:
     if unknown:
         p.error(f'unknown table(s) {unknown}: expected names from {list(TABLES)}')
     t0, work = time.monotonic(), Path(args.work).resolve()
-    proto = dict(PROTOCOL, fcmae_epochs=args.fcmae_epochs, finetune_epochs=args.finetune_epochs)
-    data = make_data(work, args.labels, args.pool)
+    proto = dict(PROTOCOL, fcmae_epochs=args.fcmae_epochs, finetune_epochs=args.finetune_epochs, size=args.size,
+                 finetune_lr=args.finetune_lr)
+    data = make_data(work, args.labels, args.pool, args.size)
     data.update(pool=len(list(Path(data['unlabeled']).rglob('*.jpg'))),
                 heldout=len(list((Path(data['imagenet']) / 'val').rglob('*.JPEG'))))
     progress = Progress(0, args.jobs)
-    jobs, names = plan(args.tables, args.seeds, work / 'runs', data, proto, progress)
+    runs = work / 'runs' / key([f'{k}={v}' for k, v in sorted(proto.items())])  # one folder per protocol
+    jobs, names = plan(args.tables, args.seeds, runs, data, proto, progress)
     print(f'ablations: {len(jobs)} runs for {args.tables} ({len(args.seeds)} seeds) on {args.jobs} slots')
     results, _ = run_jobs(jobs, args.jobs)
     command = shlex.join(['python', 'benchmarks/ablations.py', *(sys.argv[1:] if argv is None else argv)])

@@ -41,10 +41,11 @@ def posterize(img: Image.Image, bits_to_keep: int, **_) -> Image.Image:
 
 
 def finetune_transform(size: int = 224, auto_augment: str = 'rand-m9-mstd0.5-inc1', re_prob: float = 0.25,
-                       color_jitter: float = 0.4):
+                       color_jitter: float = 0.4, scale=(0.08, 1.0)):
     """timm's training transform with the official fine-tuning arguments (RandAug (9, 0.5), random erasing 0.25 in
-    'pixel' mode; colour jitter is ignored by timm once RandAugment is on); its Posterize ops use `posterize`."""
-    transform = create_transform(input_size=size, is_training=True, color_jitter=color_jitter,
+    'pixel' mode; colour jitter is ignored by timm once RandAugment is on; crop area `scale`, timm's default); its
+    Posterize ops use `posterize`."""
+    transform = create_transform(input_size=size, is_training=True, color_jitter=color_jitter, scale=tuple(scale),
                                  auto_augment=auto_augment, interpolation='bicubic', re_prob=re_prob, re_mode='pixel',
                                  re_count=1, mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD)
     for t in transform.transforms:  # the ops of this transform only: timm itself is left as it is

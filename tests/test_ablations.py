@@ -116,3 +116,22 @@ def test_summary_markdown_and_plot_are_written_through_the_stamp(tmp_path):
     text = main([str(tmp_path / 'toy_task.json'), '--out', str(tmp_path / 'report.md'), '--no-flops'])
     assert '## Ablation `toy_task`' in text and '| **FCMAE** | – | 62.0 ± 2.6 | default |' in text
     assert (tmp_path / 'plots/toy_task.png').is_file()
+
+
+def test_protocol_options_reach_the_models_and_the_crop():
+    """The study's arch (depths/widths in place of the config's size name), fine-tuning lr and crop area, as
+    plan() passes them, build the FCMAE encoder and the classifier at that size and timm's crop at that area."""
+    from pretrain.data import build_transform
+    cfg = merged('pretrain/configs/fcmae_cnx2_atto.py', ablations.fcmae_toy({'unlabeled': 'pool'}, ablations.PROTOCOL, 0,
+                                                                            []).train_options())
+    fcmae = MODELS.build(cfg.model)
+    assert fcmae.encoder.depths == (1, 1, 3, 1) and fcmae.encoder.dims == (32, 64, 128, 256)
+    data = dict(unlabeled='pool', imagenet='im', images=192, classes=24)
+    toy = ablations.finetune_toy(data, ablations.PROTOCOL, 0, [])
+    cfg = merged('pretrain/configs/finetune_cnx2_atto.py', toy.train_options())
+    model = MODELS.build(cfg.model)
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(1.19e6, rel=0.01)
+    assert cfg.optim_wrapper.optimizer.lr == ablations.PROTOCOL['finetune_lr']
+    crop = build_transform(cfg.train_dataloader.dataset.pipeline).transforms[0]
+    assert type(crop).__name__ == 'RandomResizedCropAndInterpolation' and crop.scale == (0.35, 1.0)
+    assert crop.size == (64, 64)

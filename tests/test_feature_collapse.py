@@ -103,3 +103,29 @@ def test_distance_at_each_hook_point(one_thread, point):
     # the three points are different tensors; GRN scales each channel map by 1 + γ·N(X) (cosine-invariant when
     # positive), so before and after GRN differ only through β and sign flips: a small gap, but not none
     assert all(abs(d - dist[0]) > (1e-3 if 'block_out' in (p, point) else 1e-6) for p, d in others.items())
+
+
+def test_collapse_training_reads_both_points_and_v1_layerscale(tmp_path, one_thread):
+    """benchmarks/collapse_training.py's per-checkpoint reading: V1 (no GRN) and a fresh V2 (GRN γ = β = 0, the
+    identity) read the same at both points, a V2 with a non-zero GRN does not, and V1's LayerScale reads its 1e-6
+    init (none for V2); the table puts each block's numbers in its own column."""
+    from benchmarks.collapse_training import markdown, measure, random_init
+    pixels = [torch.randn(3, 64, 64) for _ in range(2)]
+    v1, v2 = measure(random_init('v1', tmp_path / 'v1.pth'), pixels), measure(random_init('v2', tmp_path / 'v2.pth'),
+                                                                              pixels)
+    assert v1['after_grn'] == v1['mlp_act'] and v2['after_grn'] == v2['mlp_act']
+    assert v1['layerscale'] == dict(mean=pytest.approx(1e-6), max=pytest.approx(1e-6)) and v2['layerscale'] is None
+    model = ConvNeXtV2('atto')
+    model.load_state_dict(torch.load(tmp_path / 'v2.pth')['model'])
+    torch.manual_seed(1)
+    for block in model.stages[2]:
+        torch.nn.init.normal_(block.grn.gamma, std=2.0)
+    torch.save({'model': model.state_dict()}, tmp_path / 'v2_grn.pth')
+    grn = measure(tmp_path / 'v2_grn.pth', pixels)
+    assert grn['after_grn']['stage2'] != grn['mlp_act']['stage2']
+    assert grn['mlp_act']['layers'][:5] == v2['mlp_act']['layers'][:5]  # up to stage 2's first GRN: untouched
+    summary = dict(iterations_per_epoch=10, blocks=dict(v2=[dict(epoch=0, **grn)], v1=[dict(epoch=0, **v1)]))
+    table, headline = markdown(summary)
+    row = table.splitlines()[-1].split(' | ')
+    assert row[1:4] == [f"{grn['after_grn']['stage2']:.3f}", f"{grn['mlp_act']['stage2']:.3f}",
+                        f"{v1['after_grn']['stage2']:.3f}"] and row[4].startswith('1e-06')
