@@ -60,6 +60,22 @@ def measure(path: Path, pixels: list) -> dict:
     return out
 
 
+def grn_parts(path: Path, pixels: list) -> dict:
+    """Stage-2 distance after GRN of a V2 checkpoint with every GRN's β, or every γ, set to 0: how much of it comes
+    from GRN's per-channel offset β, and how much from its response scaling γ·N(X)."""
+    from report.feature_collapse import image_batches, layer_distances, model_from_checkpoint
+    out = {}
+    for zeroed in ('beta', 'gamma'):
+        model, _ = model_from_checkpoint(str(path))
+        for stage in model.stages:
+            for block in stage:
+                getattr(block.grn, zeroed).data.zero_()
+        names, dist, _ = layer_distances(model, image_batches(pixels), 'after_grn')
+        stage2 = [float(d) for n, d in zip(names, dist) if n.startswith('stages.2.')]
+        out[f'{zeroed}_zero'] = round(sum(stage2) / len(stage2), 5)
+    return out
+
+
 def plot(summary: dict, path: Path) -> None:
     from matplotlib.figure import Figure
     fig = Figure(figsize=(11, 3.4))
@@ -101,6 +117,11 @@ def markdown(summary: dict) -> tuple[str, str]:
     last2, last1 = blocks['v2'][-1], blocks['v1'][-1]
     headline = (f"after {last2['epoch'] * per_epoch} iterations, stage-2 distance V2 {last2['after_grn']['stage2']:.3f} "
                 f"after GRN / {last2['mlp_act']['stage2']:.3f} before, V1 {last1['after_grn']['stage2']:.3f}")
+    parts = summary.get('v2_grn_parts')
+    if parts:
+        rows.append(f"\nV2's last checkpoint, stage-2 distance after GRN: {last2['after_grn']['stage2']:.3f}; with "
+                    f"every GRN β set to 0: {parts['beta_zero']:.3f}; with every γ set to 0 (β kept): "
+                    f"{parts['gamma_zero']:.3f}; before GRN: {last2['mlp_act']['stage2']:.3f}.")
     return '\n'.join(rows), headline
 
 
@@ -139,6 +160,8 @@ def main(argv=None) -> dict:
             print(f"  {block} epoch {epoch}: stage-2 distance {rows[-1]['after_grn']['stage2']:.3f} after GRN, "
                   f"{rows[-1]['mlp_act']['stage2']:.3f} before", flush=True)
         summary['blocks'][block] = rows
+        if block == 'v2':
+            summary['v2_grn_parts'] = grn_parts(checkpoints(run, args.every, args.epochs)[-1][1], pixels)
     if set(summary['blocks']) != {'v2', 'v1'}:
         return summary
     (work / 'collapse_training.json').write_text(json.dumps(summary, indent=1))
