@@ -138,6 +138,9 @@ def main(argv=None) -> dict:
                    'need both')
     p.add_argument('--no-publish', action='store_true')
     args = p.parse_args(argv)
+    if not 1 <= args.every <= args.epochs:
+        p.error(f'--every {args.every} --epochs {args.epochs}: expected 1 <= every <= epochs (a checkpoint at least '
+                'once)')
     t0, work = time.monotonic(), Path(args.work).resolve()
     data = make_data(work, None, None, args.size)
     from report.feature_collapse import list_images, readable_images
