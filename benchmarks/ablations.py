@@ -5,10 +5,11 @@ the measured top-1 beside the paper's.
 
     python benchmarks/ablations.py TABLE... [--seeds 0 1 2] [--jobs 2] [--work work_dirs/ablations] [--no-publish]
 
-The toy task is toydata's 'ablation' profile: 24 classes (shape x texture x layout) at 64 px (--size: written at
-that size), 8 labels a class, 16 a class held out, a 2,048-image pool. Runs go under WORK/runs/<protocol>/. Finished runs are kept and skipped on a rerun (rows that share options share
-runs, across tables too); prints progress and an ETA; writes WORK/<table>.json and, stamped, docs/results/
-ablation_<table>.md with a plot in docs/figures (report.ablation). Tables (paper: ConvNeXt V2-B, IN-1K top-1):
+The toy task is toydata's 'ablation' profile: 24 classes (shape x texture x layout) at 128 px (--size: written at
+that size), 32 labels a class, 16 a class held out, a 2,048-image pool. Runs go under WORK/runs/<protocol>/.
+Finished runs are kept and skipped on a rerun (rows that share options share runs, across tables too); prints
+progress and an ETA; writes WORK/<table>.json and, stamped, docs/results/ablation_<table>.md with a plot in
+docs/figures (report.ablation). Tables (paper: ConvNeXt V2-B, IN-1K top-1):
 """
 import argparse
 import hashlib
@@ -32,11 +33,11 @@ from toyruns.schedule import Job, run_jobs  # noqa: E402
 from toyruns.stages import Toy, run_stage  # noqa: E402
 
 # the study's protocol (docs/ABLATIONS.md, "The studies"): a ConvNeXt V2 smaller than atto (1.2M parameters; atto:
-# depths 2/2/6/2, widths 40-320) at 64 px; FCMAE 10 epochs of the 2,048-image pool (320 steps), fine-tuning 100 epochs
-# of the 192 labels (600 steps). At 64 px the 32-px FCMAE mask is a 2x2 grid: mask ratios 0.4 and 0.5 both keep 2
-# patches, 0.6 and 0.7 keep 1, and 0.8 keeps none (an error)
+# depths 2/2/6/2, widths 40-320) at 128 px, where the 32-px FCMAE mask is a 4x4 grid (at 64 px its 2x2 grid left
+# FCMAE 9 points below random init); FCMAE 20 epochs of the 2,048-image pool (640 steps), fine-tuning 25 epochs of the
+# 768 labels (600 steps)
 ARCH = dict(depths=(1, 1, 3, 1), dims=(32, 64, 128, 256))
-PROTOCOL = dict(arch=ARCH, size=64, fcmae_epochs=10, finetune_epochs=100, fcmae_batch=64, finetune_batch=32,
+PROTOCOL = dict(arch=ARCH, size=128, fcmae_epochs=20, finetune_epochs=25, fcmae_batch=64, finetune_batch=32,
                 finetune_lr=5e-4, crop_scale=0.35)
 # the toy fine-tuning recipe: the atto recipe (layer decay 0.9, EMA, label smoothing 0.1) without RandAugment, random
 # erasing and drop path, at lr 5e-4 (the recipe's lr at batch 32 is 8e-4) and crops of 35-100 % of the image (timm's
@@ -160,7 +161,7 @@ def make_data(work: Path, labels: int | None, pool: int | None, size: int = 64) 
     """toydata's 'ablation' profile at `size` px under work/data (written once; `labels` per class / `pool` images
     override)."""
     tag = f"labels{labels or PROFILES['ablation']['imagenet']['train_per_class']}_pool" \
-          f"{pool or PROFILES['ablation']['unlabeled']['images']}" + ('' if size == 64 else f'_{size}px')
+          f"{pool or PROFILES['ablation']['unlabeled']['images']}_{size}px"
     root = work / 'data' / tag
     if not (root / 'DONE').is_file():
         write_all(root, profile='ablation', images=labels, pool=pool, size=(size, size))
@@ -338,9 +339,10 @@ def publish(summary: dict, command: str, wall_s: float, root: Path | None = None
     plot_table(summary, figure)
     runs = [s for r in summary['rows'] for s in r['run_s'] if s]
     md = (f"# Ablation on toy data: {table}\n\nPaper: {summary['where']}.\n\n" + table_markdown(summary)
-          + f"\n![{table}](../figures/{figure.name})\n\nRun times: {len(runs)} runs that ran here, "
-          f"{statistics.mean(runs) / 60 if runs else 0:.1f} min of training each on average; {wall_s / 60:.0f} min "
-          'wall for what this invocation ran (finished runs are kept).\n')
+          + f"\n![{table}](../figures/{figure.name})\n\nRun times: {len(runs)} runs, "
+          f"{statistics.mean(runs) / 60 if runs else 0:.1f} min of training each on average, {sum(runs) / 60:.0f} "
+          f"min in all (runs shared with other tables counted here too); {wall_s / 60:.0f} min wall for what this "
+          'invocation ran (finished runs are kept and not rerun).\n')
     tau = summary['kendall_tau']
     headline = (f"{table}: Kendall tau vs the paper {'–' if tau is None else f'{tau:+.2f}'}; "
                 + ', '.join(f"{r['name']} {r['mean']:.1f}" for r in summary['rows'] if r.get('mean') is not None))

@@ -134,4 +134,4 @@ def test_protocol_options_reach_the_models_and_the_crop():
     assert cfg.optim_wrapper.optimizer.lr == ablations.PROTOCOL['finetune_lr']
     crop = build_transform(cfg.train_dataloader.dataset.pipeline).transforms[0]
     assert type(crop).__name__ == 'RandomResizedCropAndInterpolation' and crop.scale == (0.35, 1.0)
-    assert crop.size == (64, 64)
+    assert crop.size == (ablations.PROTOCOL['size'],) * 2 == (128, 128)

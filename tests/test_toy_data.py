@@ -170,13 +170,13 @@ def test_learn_profile_and_unlabeled_pool(tmp_path, capsys):
 
 
 def test_ablation_profile_classes_are_combinations(tmp_path):
-    """--profile ablation: 24 shape x texture x layout classes at 64 px that ImageFolder reads, and a pool of the
+    """--profile ablation: 24 shape x texture x layout classes at 128 px that ImageFolder reads, and a pool of the
     same scenes; the texture factor is visible (striped / checked objects vary far more than plain ones)."""
     from toydata.generate import COMBOS, _combo_scene
     main([str(tmp_path), '--profile', 'ablation', '--images', '2', '--pool', '5'])
     folder = ImageFolder(str(tmp_path / 'imagenet/train'))
     assert len(folder.classes) == 24 == len(COMBOS) and len(folder) == 48
-    assert folder.classes[3].endswith('circle_stripes_pair') and Image.open(folder.imgs[0][0]).size == (64, 64)
+    assert folder.classes[3].endswith('circle_stripes_pair') and Image.open(folder.imgs[0][0]).size == (128, 128)
     assert len(list((tmp_path / 'unlabeled').rglob('*.jpg'))) == 5
     rng = np.random.default_rng(0)
     centre = {t: [_combo_scene(rng, 64, COMBOS.index(('square', t, 'one')))[26:38, 26:38].std((0, 1)).mean()

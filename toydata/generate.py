@@ -371,11 +371,11 @@ PROFILES = {  # tools/make_toy_data.py --profile: each writer's arguments (unlab
                   coco=dict(train_images=256, val_images=64, size=(128, 128), max_objects=5),
                   ade20k=dict(train_images=256, val_images=64, size=(128, 128)),
                   unlabeled=dict(images=2048, size=(128, 128))),
-    # the ablation studies (benchmarks/ablations.py): 24 shape x texture x layout classes at 64 px, 8 labels a
+    # the ablation studies (benchmarks/ablations.py): 24 shape x texture x layout classes at 128 px, 32 labels a
     # class, 16 held out, and a 2,048-image unlabeled pool of the same scenes for FCMAE
-    'ablation': dict(imagenet=dict(scene='combos', classes=len(COMBOS), train_per_class=8, val_per_class=16,
-                                   size=64),
-                     unlabeled=dict(scene='combos', images=2048, size=(64, 64))),
+    'ablation': dict(imagenet=dict(scene='combos', classes=len(COMBOS), train_per_class=32, val_per_class=16,
+                                   size=128),
+                     unlabeled=dict(scene='combos', images=2048, size=(128, 128))),
 }
 DATASETS = ('imagenet', 'coco', 'ade20k', 'unlabeled')
 
