@@ -3,6 +3,7 @@ float16 only and keeps mmengine's checkpoint layout; `tools/train.py --amp-dtype
 visible path, fine-tuning, Mask R-CNN, UPerNet; atto, toy data, CPU-sized heads) under bfloat16 autocast, with finite
 losses close to the float32 run of the same seed, Mask R-CNN also under float16 autocast (runtime/det_amp.py feeds
 mmcv's nms float32 and its RoIAlign a dtype it takes). ~2 min on one core (the runner builds dominate)."""
+import copy
 import math
 
 import pytest
@@ -28,15 +29,24 @@ def wrapper(dtype, model=None, **kwargs):
 
 @pytest.mark.parametrize('dtype, scaled', [(None, False), ('bfloat16', False), ('float16', True)])
 def test_cpu_autocast_in_the_dtype_asked_for(dtype, scaled):
-    model, optim = wrapper(dtype)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model, optim = wrapper(dtype)
+        x = 0.1 * torch.randn(2, 4)  # |w| <= 0.5 (Linear's init): |dloss/dW| <= 0.12, times 2**16 below 65504
+    reference = copy.deepcopy(model)  # the float32 SGD step on the same loss
+    reference(x).pow(2).mean().backward()
+    expected = -0.1 * reference.weight.grad
     assert isinstance(optim, DeviceAmpOptimWrapper) and optim.device_type == 'cpu'
     with optim.optim_context(model):
-        out = model(torch.randn(2, 4))
+        out = model(x)
     assert out.dtype == getattr(torch, dtype or 'float32')  # torch's autocast casts the Linear
     assert optim.loss_scaler.is_enabled() == scaled
     before = model.weight.detach().clone()
     optim.update_params(out.float().pow(2).mean())
-    assert not torch.equal(model.weight, before)  # the step ran, unscaled gradients or not
+    # one step, unscaled: float32's update within the cast dtype's rounding (of x, the output and the gradient),
+    # plus float32's of the weight it is added to
+    atol = 4 * torch.finfo(out.dtype).eps * expected.abs().max() + torch.finfo(torch.float32).eps * before.abs().max()
+    torch.testing.assert_close(model.weight.detach() - before, expected, rtol=0, atol=atol.item())
     state = optim.state_dict()
     assert ('loss_scaler' in state) == scaled  # mmengine's key, only when a scale exists
     if scaled:
@@ -101,9 +111,12 @@ def train(stage, data, work, monkeypatch, *amp, options=()):
     return losses, set(seen), runner
 
 
-# |amp - fp32| / fp32 of the per-step losses, measured in bf16: FCMAE 3.2e-5, fine-tuning 6.9e-3, Mask R-CNN 2.9e-3,
-# UPerNet 4.4e-5; in fp16: Mask R-CNN 1.7e-2
-RELATIVE = dict(fcmae=1e-3, finetune=2e-2, det=3e-2, seg=1e-3)
+# |amp - fp32| / fp32 of each step's loss. Step 1 (same weights, same batch) differs by autocast's rounding alone:
+# below 4 eps of the cast dtype (bfloat16 3.1e-2, float16 3.9e-3); measured in bfloat16 FCMAE 6.4e-6, fine-tuning
+# 3.0e-3 (its loss is a bfloat16 number), Mask R-CNN 1.6e-4, UPerNet 2.4e-5; in float16 Mask R-CNN 1.7e-3. Step 2
+# starts from weights one update apart; Mask R-CNN's losses move most there (likely its RoI sampling, over proposals
+# ranked by rounded scores): measured 3.7e-2 in bfloat16, 2.0e-2 in float16 (Intel Xeon; 2.9e-3 on AMD EPYC).
+STEP2 = dict(det=0.1)
 
 
 @pytest.fixture(scope='module')
@@ -131,5 +144,7 @@ def test_amp_training_step_on_cpu(stage, dtype, toy_data, fp32_runs, tmp_path, m
     assert isinstance(runner.optim_wrapper, DeviceAmpOptimWrapper) and runner.optim_wrapper.cast_dtype == cast
     assert len(amp) == len(fp32) == 2 and all(map(math.isfinite, amp + fp32))
     rel = [abs(b - f) / abs(f) for b, f in zip(amp, fp32)]
-    print(f'{stage}: fp32 {fp32}, {dtype} {amp}, relative difference {max(rel):.2e}')
-    assert 0 < max(rel) < RELATIVE[stage]  # not bit-equal (autocast ran), yet close
+    print(f'{stage}: fp32 {fp32}, {dtype} {amp}, relative differences {rel[0]:.2e} {rel[1]:.2e}')
+    bound = 4 * torch.finfo(cast).eps
+    assert 0 < rel[0] < bound  # not bit-equal (autocast ran), yet close
+    assert rel[1] < STEP2.get(stage, bound)
