@@ -153,6 +153,7 @@ from mmengine.hooks import Hook
 from mmengine.model import BaseModel
 
 from runtime import SafeLoadRunner, atomic
+from runtime.launch import leave_process_group
 
 
 class Toy(BaseModel):
@@ -202,8 +203,7 @@ runner = SafeLoadRunner(
 runner.train()
 with open(os.path.join(work, f'rank{rank}.json'), 'w') as f:
     json.dump(dict(holding=probe.holding, pending=probe.pending, published=published), f)
-dist.barrier()
-dist.destroy_process_group()
+leave_process_group(runner)  # drops the DDP wrapper too: one holding the group aborted a rank at exit (gloo's threads)
 '''
 
 
