@@ -81,8 +81,8 @@ TABLES = {  # name: (where in the paper, rows)
         Row('global average', 83.7, **both(aggregation='avg')), Row('L1', 84.3, **both(aggregation='l1')),
         Row('L2', 84.6, **D)]),
     'grn_norm': ('Table 2b, GRN normalization N', [
-        Row('(|X|-mu)/sigma', 84.5, **both(normalization='standardize')),
-        Row('1/sum|X|', 83.8, **both(normalization='inverse_sum')), Row('|X|/sum|X| (divisive)', 84.6, **D)]),
+        Row('(‖X‖−μ)/σ', 84.5, **both(normalization='standardize')),
+        Row('1/Σ‖X‖', 83.8, **both(normalization='inverse_sum')), Row('‖X‖/Σ‖X‖ (divisive)', 84.6, **D)]),
     'grn_skip': ('Table 2c, GRN residual', [Row('without', 84.0, **both(residual=False)), Row('with', 84.6, **D)]),
     'grn_vs_norms': ('Table 2d, in place of GRN', [
         Row('none', 83.7, **both('none')), Row('LRN', 83.2, **both('LRN')), Row('BN', 80.5, **both('BN')),

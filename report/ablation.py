@@ -65,7 +65,8 @@ def table_markdown(summary: dict) -> str:
             pd = '' if r['paper_delta'] is None else f" ({r['paper_delta']:+.1f})"
             delta, mark = f"{r['delta']:+.1f}{pd}", r['verdict']
         loss = '–' if r.get('heldout_loss') is None else f"{r['heldout_loss']:.3f}"
-        name = f"**{r['name']}**" if r['default'] else r['name']
+        name = r['name'].replace('|', '\\|')  # a bare | would split the row's cells
+        name = f"**{name}**" if r['default'] else name
         lines.append(f"| {name} | {paper} | {fmt_ms(r)} | {delta} | {mark} | {loss} |")
     tau = summary['kendall_tau']
     agree = ("Kendall's tau: not computable (fewer than two rows with both numbers)" if tau is None else

@@ -3,6 +3,7 @@ agreement equals scipy's Kendall tau and a hand count; a table's summary is writ
 plot through report.stamp."""
 import argparse
 import json
+import re
 
 import pytest
 from mmengine.config import Config, DictAction
@@ -12,7 +13,7 @@ from scipy.stats import kendalltau
 import backbone  # noqa: F401  (registers ConvNeXtV2)
 import pretrain  # noqa: F401  (registers FCMAE, ImageClassifier)
 from benchmarks import ablations
-from report.ablation import kendall_tau, verdict
+from report.ablation import kendall_tau, table_markdown, verdict
 
 PAPER_TABLES = ('grn_aggregation', 'grn_norm', 'grn_skip', 'grn_vs_norms', 'grn_gating', 'grn_pt_ft', 'grn_components',
                 'sparse', 'decoder_type', 'decoder_depth', 'decoder_width', 'mask_ratio', 'codesign')
@@ -76,6 +77,16 @@ def test_verdict_marks_differences_below_twice_the_seed_spread():
     assert verdict(-1.0, -0.9, resolution=2.0) == 'within resolution'
     assert verdict(-3.0, -0.9, resolution=2.0) == 'agrees'
     assert verdict(+3.0, -0.9, resolution=2.0) == 'DISAGREES'
+
+
+def test_a_row_name_with_a_pipe_keeps_the_table_columns():
+    rows = [dict(name='|X|/sum|X|', paper=84.6, paper_note='', default=True, mean=37.3, std=1.1, values=[37.3]),
+            dict(name='1/sum|X|', paper=83.8, paper_note='', default=False, mean=38.5, std=0.4, delta=1.2,
+                 paper_delta=-0.8, verdict='within resolution', values=[38.5])]
+    lines = [line for line in table_markdown(dict(rows=rows, kendall_tau=None, tau_rows=0, note='')).splitlines()
+             if line.startswith('|')]
+    assert len(lines) == 4 and {len(re.split(r'(?<!\\)\|', line)) for line in lines} == {8}  # 6 cells each
+    assert all('|' not in r.name for rows in (t[1] for t in ablations.TABLES.values()) for r in rows)
 
 
 def fake_results(names: dict, seeds) -> dict:
