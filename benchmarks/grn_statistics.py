@@ -2,7 +2,8 @@
 layer, the divisive normalization's denominator mean_j G(X)_j (its lowest value over the images, and the lowest in
 magnitude), the largest |N(G(X))| it scales x by, and the layer's largest |γ|. Each run is a tools/train.py FCMAE work
 dir (its dumped config and last checkpoint, e.g. a run of benchmarks/ablations.py); the encoder sees the images
-masked as in pre-training (seeded), since that is where the run's loss came from.
+masked as in pre-training (seeded), since that is where the run's loss came from. mean_j G_j is the denominator of
+the 'divisive' and 'inverse_sum' normalizations; |N| is the run's own normalization whichever it is.
 
     python benchmarks/grn_statistics.py RUN_DIR [RUN_DIR ...] --images DIR [--labels ...] [--size 128] [--publish]
 
@@ -96,6 +97,8 @@ def main(argv=None) -> dict:
     results = {}
     for label, run in zip(args.labels or [r.name for r in args.runs], args.runs):
         results[label] = grn_statistics(load_run(run), images)
+        if not results[label]:
+            p.error(f'{run}: its encoder has no GRN layer (an ablation without GRN?); nothing to measure')
     table = markdown(results)
     print(table)
     if args.publish:

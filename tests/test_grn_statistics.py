@@ -76,6 +76,15 @@ def test_load_run_strict_and_named_errors(tmp_path, capsys):
     torch.save({'state_dict': sd}, tmp_path / 'epoch_1.pth')
     with pytest.raises(Exception, match='grn.gamma'):
         load_run(tmp_path)
+    none = tmp_path / 'none'  # a run without GRN: named, not an empty table
+    none.mkdir()
+    model = FCMAE(ARCH, decoder_embed_dim=16, grn=dict(type='none'))
+    torch.save({'state_dict': model.state_dict()}, none / 'epoch_1.pth')
+    (none / 'last_checkpoint').write_text(str(none / 'epoch_1.pth'))
+    Config(dict(model=dict(MODEL, grn=dict(type='none')))).dump(str(none / 'fcmae.py'))
+    with pytest.raises(SystemExit):
+        main([str(none), '--images', str(images), '--size', '64'])
+    assert f'{none}: its encoder has no GRN layer' in capsys.readouterr().err
     (tmp_path / 'last_checkpoint').unlink()
     with pytest.raises(FileNotFoundError, match='last_checkpoint absent'):
         load_run(tmp_path)
