@@ -91,7 +91,8 @@ def test_a_row_name_with_a_pipe_keeps_the_table_columns():
 
 def fake_results(names: dict, seeds) -> dict:
     """Per job, the dict the job functions return: top-1 by row and seed, a held-out loss per FCMAE run."""
-    top1 = {'finetune/random+default': [40., 44., 42.], 'finetune/default+default': [60., 61., 65.]}
+    random = f'finetune/random+{ablations.key(ablations.SCRATCH)}'
+    top1 = {random: [40., 44., 42.], 'finetune/default+default': [60., 61., 65.]}
     out = {}
     for (table, row, seed), (pt, ft) in names.items():
         out[ft] = dict(top1=top1.get(ft.rsplit('/', 1)[0], [50.] * 3)[seed], train_s=100.)
@@ -146,3 +147,34 @@ def test_protocol_options_reach_the_models_and_the_crop():
     crop = build_transform(cfg.train_dataloader.dataset.pipeline).transforms[0]
     assert type(crop).__name__ == 'RandomResizedCropAndInterpolation' and crop.scale == (0.35, 1.0)
     assert crop.size == (ablations.PROTOCOL['size'],) * 2 == (128, 128)
+
+
+def test_random_init_rows_fine_tune_with_the_scratch_recipe():
+    """Rows without pre-training build the classifier with its head at full scale (trunc-normal std 0.02, not 2e-5)
+    and one lr for every parameter group (no layer decay); rows from FCMAE keep the fine-tuning recipe's."""
+    from mmengine.optim import build_optim_wrapper
+    data = dict(unlabeled='pool', imagenet='im', images=192, classes=24)
+    rows = {(t, r.name): r for t in ('toy_task', 'codesign') for r in ablations.TABLES[t][1]}
+    for (table, name), row in rows.items():
+        toy = ablations.finetune_toy(data, ablations.PROTOCOL, 0, ablations.finetune_options(row))
+        cfg = merged('pretrain/configs/finetune_cnx2_atto.py', toy.train_options())
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+        head_std = model.backbone.head.weight.std().item()
+        lrs = {g['lr'] for g in build_optim_wrapper(model, cfg.optim_wrapper).param_groups}
+        if row.fcmae is None:
+            assert head_std == pytest.approx(0.02, rel=0.2) and lrs == {ablations.PROTOCOL['finetune_lr']}, name
+        else:
+            assert head_std < 1e-4 and len(lrs) > 1 and max(lrs) == ablations.PROTOCOL['finetune_lr'], name
+    assert ('v1' in str(ablations.finetune_options(rows[('codesign', 'V1 supervised')]))
+            and ablations.finetune_options(rows[('codesign', 'V1 supervised')])[:2] == ablations.SCRATCH)
+
+
+def test_each_protocol_and_data_set_has_its_own_run_folder(tmp_path):
+    """The default protocol keeps the folder its kept runs are in; --labels / --pool give other folders."""
+    folder = ablations.protocol_folder(tmp_path, ablations.PROTOCOL)
+    assert folder.name == 'arch=-depths-1-1-3-1-dims-32-64-128-256-_crop_scale=0.35_fcm-726b67'
+    others = {ablations.protocol_folder(tmp_path, ablations.PROTOCOL, labels=64),
+              ablations.protocol_folder(tmp_path, ablations.PROTOCOL, pool=512),
+              ablations.protocol_folder(tmp_path, dict(ablations.PROTOCOL, finetune_epochs=50))}
+    assert len(others) == 3 and folder not in others
