@@ -107,11 +107,11 @@ def test_summary_markdown_and_plot_are_written_through_the_stamp(tmp_path):
     data = dict(unlabeled='pool', imagenet='im', images=192, classes=24, pool=2048, heldout=384)
     jobs, names = ablations.plan(['toy_task', 'codesign'], [0, 1, 2], tmp_path / 'runs', data,
                                  ablations.PROTOCOL, progress)
-    assert len(jobs) == progress.total == 3 * (2 + 4)  # FCMAE v2 / v1, fine-tuning: 4 codesign rows (toy_task shares)
+    assert len(jobs) == progress.total == 3 * (2 + 5)  # FCMAE v2 / v1, fine-tuning: 4 codesign rows, 1 of toy_task
     assert names[('toy_task', 'FCMAE', 1)] == names[('codesign', 'V2 + FCMAE', 1)]
     summary = ablations.summarize('toy_task', [0, 1, 2], names, fake_results(names, [0, 1, 2]), ablations.PROTOCOL,
                                   data)
-    rnd, fcmae = summary['rows']
+    rnd, _, fcmae = summary['rows']
     assert (rnd['mean'], fcmae['mean'], fcmae['std']) == (42.0, 62.0, 2.65)
     assert rnd['delta'] == -20.0 and rnd['verdict'] == 'resolved (paper: no number)' and rnd['resolution'] == 5.3
     assert fcmae['heldout_loss'] == 0.45 and rnd['heldout_loss'] is None
@@ -162,7 +162,9 @@ def test_random_init_rows_fine_tune_with_the_scratch_recipe():
         model.init_weights()
         head_std = model.backbone.head.weight.std().item()
         lrs = {g['lr'] for g in build_optim_wrapper(model, cfg.optim_wrapper).param_groups}
-        if row.fcmae is None:
+        scratch = set(ablations.SCRATCH) <= set(ablations.finetune_options(row))
+        assert scratch or row.fcmae is not None, f'{name}: random init without the from-scratch recipe'
+        if scratch:
             assert head_std == pytest.approx(0.02, rel=0.2) and lrs == {ablations.PROTOCOL['finetune_lr']}, name
         else:
             assert head_std < 1e-4 and len(lrs) > 1 and max(lrs) == ablations.PROTOCOL['finetune_lr'], name
