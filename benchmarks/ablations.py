@@ -6,10 +6,11 @@ the measured top-1 beside the paper's.
     python benchmarks/ablations.py TABLE... [--seeds 0 1 2] [--jobs 2] [--work work_dirs/ablations] [--no-publish]
 
 The toy task is toydata's 'ablation' profile: 24 classes (shape x texture x layout) at 128 px (--size: written at
-that size), 32 labels a class, 16 a class held out, a 2,048-image pool. Runs go under WORK/runs/<protocol>/.
-Finished runs are kept and skipped on a rerun (rows that share options share runs, across tables too); prints
-progress and an ETA; writes WORK/<table>.json and, stamped, docs/results/ablation_<table>.md with a plot in
-docs/figures (report.ablation). Tables (paper: ConvNeXt V2-B, IN-1K top-1):
+that size), 32 labels a class, 128 a class held out, a 2,048-image pool. Runs go under WORK/runs/<protocol>/.
+Finished runs are kept and skipped on a rerun (rows that share options share runs, across tables too; a kept run is
+only tested again when the held-out set changed); prints progress and an ETA; writes WORK/<table>.json and,
+stamped, docs/results/ablation_<table>.md with a plot in docs/figures (report.ablation). Tables (paper: ConvNeXt
+V2-B, IN-1K top-1):
 """
 import argparse
 import hashlib
@@ -28,9 +29,9 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from toydata import PROFILES, write_all  # noqa: E402
+from toydata import PROFILES, imagenet_folder, unlabeled  # noqa: E402
 from toyruns.schedule import Job, run_jobs  # noqa: E402
-from toyruns.stages import Toy, run_stage  # noqa: E402
+from toyruns.stages import Toy, retest, run_stage, save_json  # noqa: E402
 
 # the study's protocol (docs/ABLATIONS.md, "The studies"): a ConvNeXt V2 smaller than atto (1.2M parameters; atto:
 # depths 2/2/6/2, widths 40-320) at 128 px, where the 32-px FCMAE mask is a 4x4 grid (at 64 px its 2x2 grid left
@@ -172,24 +173,30 @@ def protocol_folder(work: Path, proto: dict, labels: int | None = None, pool: in
 
 
 def make_data(work: Path, labels: int | None, pool: int | None, size: int = PROTOCOL['size']) -> dict:
-    """toydata's 'ablation' profile at `size` px under work/data (written once; `labels` per class / `pool` images
-    override)."""
-    tag = f"labels{labels or PROFILES['ablation']['imagenet']['train_per_class']}_pool" \
-          f"{pool or PROFILES['ablation']['unlabeled']['images']}_{size}px"
-    root = work / 'data' / tag
-    if not (root / 'DONE').is_file():
-        write_all(root, profile='ablation', images=labels, pool=pool, size=(size, size))
-        (root / 'DONE').write_text('benchmarks/ablations.py\n')
-    train = sorted((root / 'imagenet' / 'train').rglob('*.JPEG'))
-    return dict(imagenet=root / 'imagenet', unlabeled=root / 'unlabeled', images=len(train),
-                classes=len(list((root / 'imagenet' / 'train').iterdir())))
+    """toydata's 'ablation' profile at `size` px under work/data: `labels` a class / `pool` images override, the
+    held-out count stays the profile's. Written again when the profile's arguments changed (DONE holds them); the
+    training and pool images are drawn before the held-out ones, so a new held-out count leaves them as they were."""
+    profile = PROFILES['ablation']
+    args = dict(imagenet=dict(profile['imagenet'], size=size), unlabeled=dict(profile['unlabeled'], size=[size, size]))
+    args['imagenet'].update({} if labels is None else dict(train_per_class=labels))
+    args['unlabeled'].update({} if pool is None else dict(images=pool))
+    root = work / 'data' / f"labels{args['imagenet']['train_per_class']}_pool{args['unlabeled']['images']}_{size}px"
+    done, wanted = root / 'DONE', json.dumps(args, sort_keys=True)
+    if not done.is_file() or done.read_text() != wanted:
+        imagenet_folder(root / 'imagenet', **args['imagenet'])
+        unlabeled(root / 'unlabeled', **args['unlabeled'])
+        done.write_text(wanted)
+    return dict(imagenet=root / 'imagenet', unlabeled=root / 'unlabeled', classes=args['imagenet']['classes'],
+                images=len(list((root / 'imagenet' / 'train').rglob('*.JPEG'))),
+                pool=len(list((root / 'unlabeled').rglob('*.jpg'))),
+                heldout=len(list((root / 'imagenet' / 'val').rglob('*.JPEG'))), heldout_set=args['imagenet'])
 
 
 def heldout_loss(fcmae_work: Path, data: dict, size: int) -> dict:
     """The FCMAE checkpoint's masked-patch loss on the held-out labeled images (its own mask ratio), kept in
-    fcmae_work/heldout.json."""
+    fcmae_work/heldout.json with the held-out set it was measured on (measured again when that changed)."""
     out = fcmae_work / 'heldout.json'
-    if not out.is_file():
+    if not out.is_file() or json.loads(out.read_text()).get('heldout_set') != data['heldout_set']:
         from mmengine.config import Config
 
         from pretrain.evaluate import reconstruction_losses
@@ -197,7 +204,7 @@ def heldout_loss(fcmae_work: Path, data: dict, size: int) -> dict:
         images = sorted(str(p) for p in (Path(data['imagenet']) / 'val').rglob('*.JPEG'))
         cfg = Config.fromfile(dumped_config(fcmae_work))  # the run's own model options
         ckpt = json.loads((fcmae_work / 'result.json').read_text())['checkpoint']
-        out.write_text(json.dumps(reconstruction_losses(cfg, ckpt, images, size), indent=1))
+        save_json(out, dict(reconstruction_losses(cfg, ckpt, images, size), heldout_set=data['heldout_set']))
     return json.loads(out.read_text())
 
 
@@ -281,7 +288,7 @@ def plan(tables: list, seeds: list, work: Path, data: dict, proto: dict, progres
                 if ft_job not in jobs:
                     toy = finetune_toy(data, proto, seed, finetune_options(row))
                     jobs[ft_job] = Job(ft_job, guarded(lambda r, t=toy, w=work / ft_job, s=pt_job: run_finetune(
-                        t, w, r.get(s)), 'finetune', progress), (pt_job,) if pt_job else (),
+                        t, w, r.get(s), data['heldout_set']), 'finetune', progress), (pt_job,) if pt_job else (),
                         describe=lambda r: r.get('failed') or f"top-1 {r['top1']:.1f}")
                     progress.expect('finetune')
                 names[(table, row.name, seed)] = (pt_job, ft_job)
@@ -297,11 +304,16 @@ def run_fcmae(toy: Toy, work: Path, data: dict) -> dict:
                 heldout=heldout_loss(work, data, toy.size))
 
 
-def run_finetune(toy: Toy, work: Path, source: dict | None) -> dict:
+def run_finetune(toy: Toy, work: Path, source: dict | None, heldout_set: dict) -> dict:
+    """A fine-tuning run from `source` (None: random init); a kept run tested on another held-out set than
+    `heldout_set` is tested again (its training does not depend on it)."""
     if source is not None and 'failed' in source:
         return dict(failed=f"pre-training failed ({source['failed']})")
     kept = (work / 'result.json').is_file()
     result = run_stage(toy, work, None if source is None else source['checkpoint'])
+    if result.get('heldout_set') != heldout_set:
+        result = retest(toy, work, heldout_set=heldout_set) if kept else save_json(
+            work / 'result.json', dict(result, heldout_set=heldout_set))
     return dict(top1=result['metrics']['accuracy/top1'], kept=kept, train_s=result.get('train_s'),
                 test_s=result.get('test_s'))
 
@@ -392,8 +404,6 @@ def main(argv=None) -> dict:
     proto = dict(PROTOCOL, fcmae_epochs=args.fcmae_epochs, finetune_epochs=args.finetune_epochs, size=args.size,
                  finetune_lr=args.finetune_lr)
     data = make_data(work, args.labels, args.pool, args.size)
-    data.update(pool=len(list(Path(data['unlabeled']).rglob('*.jpg'))),
-                heldout=len(list((Path(data['imagenet']) / 'val').rglob('*.JPEG'))))
     progress = Progress(0, args.jobs)
     runs = protocol_folder(work, proto, args.labels, args.pool)
     jobs, names = plan(args.tables, args.seeds, runs, data, proto, progress)

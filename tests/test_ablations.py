@@ -180,3 +180,37 @@ def test_each_protocol_and_data_set_has_its_own_run_folder(tmp_path):
               ablations.protocol_folder(tmp_path, ablations.PROTOCOL, pool=512),
               ablations.protocol_folder(tmp_path, dict(ablations.PROTOCOL, finetune_epochs=50))}
     assert len(others) == 3 and folder not in others
+
+
+def test_a_new_held_out_set_retests_kept_runs_without_training_them_again(tmp_path, monkeypatch):
+    """A new held-out count writes the held-out images again and leaves the training images byte for byte (they are
+    drawn first); kept runs are then tested (fine-tuning) or scored (FCMAE held-out loss) again on them, not trained
+    again, and only once."""
+    monkeypatch.setitem(ablations.PROFILES, 'ablation', dict(
+        imagenet=dict(scene='combos', classes=2, train_per_class=2, val_per_class=1, size=64),
+        unlabeled=dict(scene='combos', images=4, size=(64, 64))))
+    proto = dict(ablations.PROTOCOL, size=64, fcmae_epochs=2, finetune_epochs=1, fcmae_batch=2, finetune_batch=2)
+    data = ablations.make_data(tmp_path, None, None, 64)
+    train = {p.name: p.read_bytes() for p in (data['imagenet'] / 'train').rglob('*.JPEG')}
+    assert (data['images'], data['heldout'], data['pool']) == (4, 2, 4)
+    pt_work, ft_work = tmp_path / 'fcmae', tmp_path / 'finetune'
+    fcmae = ablations.run_fcmae(ablations.fcmae_toy(data, proto, 0, []), pt_work, data)
+    toy = ablations.finetune_toy(data, proto, 0, ablations.SCRATCH)
+    ablations.run_finetune(toy, ft_work, None, data['heldout_set'])
+    assert fcmae['heldout']['images'] == 2
+
+    def tests_run():
+        return (ft_work / 'run.log').read_text().count('tools/test.py ')
+
+    trained = {p: p.stat().st_mtime_ns for p in (pt_work / 'epoch_2.pth', ft_work / 'epoch_1.pth')}
+    assert tests_run() == 1
+    monkeypatch.setitem(ablations.PROFILES['ablation']['imagenet'], 'val_per_class', 3)
+    data = ablations.make_data(tmp_path, None, None, 64)
+    assert data['heldout'] == 6 and {p.name: p.read_bytes() for p in (data['imagenet'] / 'train').rglob('*.JPEG')} == train
+    fcmae = ablations.run_fcmae(ablations.fcmae_toy(data, proto, 0, []), pt_work, data)
+    result = ablations.run_finetune(toy, ft_work, None, data['heldout_set'])
+    assert fcmae['heldout']['images'] == 6 and result['kept'] and tests_run() == 2
+    assert json.loads((ft_work / 'result.json').read_text())['heldout_set']['val_per_class'] == 3
+    assert {p: p.stat().st_mtime_ns for p in trained} == trained  # not trained again
+    ablations.run_finetune(toy, ft_work, None, data['heldout_set'])
+    assert tests_run() == 2

@@ -291,17 +291,36 @@ def run_stage(toy: Toy, work, init: str | None = None, single_scale: bool = True
         return kept
     result = dict(stage=toy.stage, init=init, seed=toy.seed, length=toy.length, checkpoint=str(ckpt),
                   published=published_file(work), toy=spec)
-    if toy.stage in PRETRAIN:
-        result['loss'] = last_losses(work)[-1]
-    elif toy.stage == 'seg':
-        result.update(json.loads(out.read_text()))
-    else:
-        result['metrics'] = json.loads(out.read_text())['metrics']
+    result.update(dict(loss=last_losses(work)[-1]) if toy.stage in PRETRAIN else metrics_of(toy, out))
     result.update(train_s=round(t1 - t0, 1), test_s=round(time.time() - t1, 1))
-    tmp = result_file.with_suffix('.tmp')
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(result_file)
-    return result
+    return save_json(result_file, result)
+
+
+def metrics_of(toy: Toy, out: Path) -> dict:
+    """What a run's result keeps of its test JSON: seg_eval's whole record, tools/test.py's metrics."""
+    record = json.loads(Path(out).read_text())
+    return record if toy.stage == 'seg' else dict(metrics=record['metrics'])
+
+
+def retest(toy: Toy, work, single_scale: bool = True, show: Callable | None = None, **record) -> dict:
+    """Test a finished run's final checkpoint again (e.g. its held-out set changed; training is not repeated): its
+    result.json with the new test, its time and `record`."""
+    work = Path(work)
+    result = json.loads((work / 'result.json').read_text())
+    test, out = test_command(toy, work, single_scale)
+    out.unlink(missing_ok=True)
+    t0 = time.time()
+    call(test, work / 'run.log', show)
+    return save_json(work / 'result.json', dict(result, **metrics_of(toy, out), test_s=round(time.time() - t0, 1),
+                                                **record))
+
+
+def save_json(path: Path, obj: dict) -> dict:
+    """`obj` as JSON at `path`, written whole or not at all (a killed run leaves the old file); returns `obj`."""
+    tmp = Path(path).with_suffix('.tmp')
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)
+    return obj
 
 
 def published_file(work) -> str | None:
