@@ -2,12 +2,14 @@
 (official dense) names, load strictly with a one-line report. Also the weights-only allow-lists that make the public
 checkpoints and mmengine's resume load without trusting arbitrary pickles."""
 import argparse
+import contextlib
 import fnmatch
 import math
 import os
 import pickle
 import re
 import struct
+import threading
 import traceback
 from collections import OrderedDict
 
@@ -50,6 +52,19 @@ def mmengine_globals() -> list:
 # official checkpoints pickle their argparse.Namespace under 'args'; SimMIM ones a yacs CfgNode (a dict subclass),
 # read as a plain OrderedDict, so yacs need not be installed (the weights-only unpickler fills exact dict types only)
 _CONFIG_GLOBALS = [argparse.Namespace, (OrderedDict, 'yacs.config.CfgNode')]
+_GLOBALS_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def allowing(extra: list):
+    """torch.load(weights_only=True) allows `extra` globals too, only inside; threads take turns, since torch keeps one
+    list per process and one thread leaving would take the globals away from another's read."""
+    with _GLOBALS_LOCK:
+        allowed = torch.serialization.get_safe_globals()
+        with torch.serialization.safe_globals([g for g in extra if g not in allowed]):
+            yield
+
+
 _REFUSED = ('Unsupported global', 'unrecognized function', 'Can only create', 'Can only build', 'allows getattr only')
 
 
@@ -84,8 +99,6 @@ def safe_load(path, trusted: bool = False, mmap: bool = False) -> dict:
         raise CheckpointError(f'{path}: {what}; expected {expected}')
     if os.path.getsize(path) == 0:
         raise CheckpointError(f'{path}: empty file (0 bytes); expected {expected}')
-    allowed = torch.serialization.get_safe_globals()
-    extra = [g for g in _CONFIG_GLOBALS + mmengine_globals() if g not in allowed]
     try:
         if path.endswith('.safetensors'):
             from safetensors.torch import load_file
@@ -93,7 +106,7 @@ def safe_load(path, trusted: bool = False, mmap: bool = False) -> dict:
         elif trusted:
             obj = torch.load(path, map_location='cpu', weights_only=False)
         else:
-            with torch.serialization.safe_globals(extra):
+            with allowing(_CONFIG_GLOBALS + mmengine_globals()):
                 obj = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         why = str(e.__context__ or e).strip()  # torch re-raises `from None`; the unpickler's own message is shorter

@@ -1,9 +1,8 @@
 """The runner named by `runner_type` in every base config: mmengine's Runner whose own checkpoint loads (`load_from`,
 `--resume`) read weights-only with exactly what mmengine 0.10.7 pickles allowed, and only while they read."""
-import torch
 from mmengine.runner import Runner
 
-from backbone.checkpoint import mmengine_globals
+from backbone.checkpoint import allowing, mmengine_globals
 
 from .mmengine_private import problems_on_another_version
 
@@ -11,8 +10,7 @@ from .mmengine_private import problems_on_another_version
 def mmengine_checkpoints():
     """A context in which torch.load(weights_only=True) reads mmengine's checkpoints (message hub, numpy RNG
     states): torch ≥ 2.6 refuses them otherwise, and trusting every pickle is not the fix."""
-    allowed = torch.serialization.get_safe_globals()
-    return torch.serialization.safe_globals([g for g in mmengine_globals() if g not in allowed])
+    return allowing(mmengine_globals())
 
 
 class SafeLoadRunner(Runner):

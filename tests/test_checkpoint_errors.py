@@ -95,6 +95,22 @@ def test_config_objects_load_weights_only(tmp_path, monkeypatch):
     assert argparse.Namespace not in torch.serialization.get_safe_globals()  # allowed only while safe_load reads
 
 
+def test_threads_load_mmengine_checkpoints_at_once(tmp_path):
+    """safe_load from several threads at once (benchmarks/ablations.py scores FCMAE checkpoints on 2): torch keeps one
+    list of allowed globals per process, so a thread leaving its context must not take them from another's read."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mmengine.logging import HistoryBuffer
+    buffer = HistoryBuffer()
+    buffer.update(1.5)
+    torch.save({'state_dict': {'w': torch.zeros(1)}, 'message_hub': {'log_scalars': {'loss': buffer}},
+                'rng': np.random.get_state()}, tmp_path / 'epoch_1.pth')
+    with ThreadPoolExecutor(8) as pool:
+        loaded = list(pool.map(lambda _: safe_load(tmp_path / 'epoch_1.pth'), range(400)))
+    assert all(c['message_hub']['log_scalars']['loss'].mean() == 1.5 for c in loaded)
+    assert HistoryBuffer not in torch.serialization.get_safe_globals()
+
+
 def test_arbitrary_class_refused_unless_trusted(tmp_path):
     torch.save({'model': {'w': torch.zeros(1)}, 'extra': Evil()}, tmp_path / 'evil.pth')
     with pytest.raises(CheckpointError, match=r'evil\.pth: refused to unpickle .*Evil.*trusted=True'):
