@@ -31,7 +31,7 @@ if ROOT not in sys.path:
 
 from toydata import PROFILES, imagenet_folder, unlabeled  # noqa: E402
 from toyruns.schedule import Job, run_jobs  # noqa: E402
-from toyruns.stages import Toy, retest, run_stage, save_json  # noqa: E402
+from toyruns.stages import Toy, load_json, retest, run_stage, save_json  # noqa: E402
 
 # the study's protocol (docs/ABLATIONS.md, "The studies"): a ConvNeXt V2 smaller than atto (1.2M parameters; atto:
 # depths 2/2/6/2, widths 40-320) at 128 px, where the 32-px FCMAE mask is a 4x4 grid (at 64 px its 2x2 grid left
@@ -166,9 +166,11 @@ def arch_name(arch) -> str:
 
 
 def protocol_folder(work: Path, proto: dict, labels: int | None = None, pool: int | None = None) -> Path:
-    """WORK/runs/<protocol>: one folder per protocol and data set (`labels` a class, `pool` images: the profile's
-    when None), so that a run kept under one is never taken for another."""
-    data = [f'{k}={v}' for k, v in (('labels', labels), ('pool', pool)) if v is not None]
+    """WORK/runs/<protocol>: one folder per protocol and data set (`labels` a class, `pool` images; None or the
+    profile's value: the profile's folder), so that a run kept under one is never taken for another."""
+    profile = PROFILES['ablation']  # an explicit profile value is the profile's folder
+    data = [f'{k}={v}' for k, v, default in (('labels', labels, profile['imagenet']['train_per_class']),
+                                             ('pool', pool, profile['unlabeled']['images'])) if v not in (None, default)]
     return work / 'runs' / key([f'{k}={v}' for k, v in sorted(proto.items())] + data)
 
 
@@ -196,16 +198,16 @@ def heldout_loss(fcmae_work: Path, data: dict, size: int) -> dict:
     """The FCMAE checkpoint's masked-patch loss on the held-out labeled images (its own mask ratio), kept in
     fcmae_work/heldout.json with the held-out set it was measured on (measured again when that changed)."""
     out = fcmae_work / 'heldout.json'
-    if not out.is_file() or json.loads(out.read_text()).get('heldout_set') != data['heldout_set']:
+    if not out.is_file() or load_json(out).get('heldout_set') != data['heldout_set']:
         from mmengine.config import Config
 
         from pretrain.evaluate import reconstruction_losses
         from report.results import dumped_config
         images = sorted(str(p) for p in (Path(data['imagenet']) / 'val').rglob('*.JPEG'))
         cfg = Config.fromfile(dumped_config(fcmae_work))  # the run's own model options
-        ckpt = json.loads((fcmae_work / 'result.json').read_text())['checkpoint']
+        ckpt = load_json(fcmae_work / 'result.json')['checkpoint']
         save_json(out, dict(reconstruction_losses(cfg, ckpt, images, size), heldout_set=data['heldout_set']))
-    return json.loads(out.read_text())
+    return load_json(out)
 
 
 class Progress:

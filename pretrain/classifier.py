@@ -62,7 +62,8 @@ class ImageClassifier(BaseModel):
             targets = torch.as_tensor(data_samples, device=inputs.device)
             if self.mixup is not None:
                 inputs, targets = self.mixup(inputs, targets)
-            return dict(loss=self.criterion(self.backbone(inputs), targets))
+            # in float32 under any autocast: CUDA's autocast runs log_softmax in float32, the CPU's keeps bfloat16
+            return dict(loss=self.criterion(self.backbone(inputs).float(), targets))
         if mode == 'predict':
             scores = self.backbone(inputs).float().softmax(dim=-1)
             labels = [None] * len(scores) if data_samples is None else torch.as_tensor(data_samples).tolist()

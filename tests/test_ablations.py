@@ -180,6 +180,7 @@ def test_each_protocol_and_data_set_has_its_own_run_folder(tmp_path):
               ablations.protocol_folder(tmp_path, ablations.PROTOCOL, pool=512),
               ablations.protocol_folder(tmp_path, dict(ablations.PROTOCOL, finetune_epochs=50))}
     assert len(others) == 3 and folder not in others
+    assert ablations.protocol_folder(tmp_path, ablations.PROTOCOL, labels=32, pool=2048) == folder  # the profile's
 
 
 def test_a_new_held_out_set_retests_kept_runs_without_training_them_again(tmp_path, monkeypatch):
@@ -214,3 +215,10 @@ def test_a_new_held_out_set_retests_kept_runs_without_training_them_again(tmp_pa
     assert {p: p.stat().st_mtime_ns for p in trained} == trained  # not trained again
     ablations.run_finetune(toy, ft_work, None, data['heldout_set'])
     assert tests_run() == 2
+
+
+def test_a_corrupt_kept_record_is_an_error_naming_it(tmp_path):
+    """A held-out record that is not JSON fails its row with the file named, not with json's bare message."""
+    (tmp_path / 'heldout.json').write_text('{"loss": 0.5')
+    with pytest.raises(ValueError, match=r'heldout.json: not a JSON record .*remove it to measure that again'):
+        ablations.heldout_loss(tmp_path, dict(heldout_set={}), 128)

@@ -122,6 +122,21 @@ def test_loss_label_smoothing_and_mixup_by_hand():
     assert mixed(x.clone(), y, mode='loss')['loss'].item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+def test_loss_is_float32_under_cpu_autocast_as_under_cuda():
+    """bfloat16 logits: the label-smoothed loss is taken in float32 (CUDA's autocast does that for log_softmax, the
+    CPU's does not), equal to the float32 loss of the same logits."""
+    backbone = dict(type='ConvNeXtV2', arch=dict(depths=(1, 1, 1, 1), dims=(8, 8, 8, 8)), num_classes=5)
+    model = ImageClassifier(backbone, label_smoothing=0.1)
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 3, 1, 4])
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        logits = model(x, mode='tensor')
+        loss = model(x, y, mode='loss')['loss']
+    assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    logp = logits.float().log_softmax(-1)
+    expected = (0.9 * -logp[torch.arange(4), y] + 0.1 * -logp.mean(-1)).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
 def test_topk_accuracy_by_hand():
     metric = TopKAccuracy(topk=(1, 2))
     scores = torch.tensor([[.1, .6, .3], [.5, .2, .3], [.2, .3, .5], [.6, .3, .1]])

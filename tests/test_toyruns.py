@@ -111,6 +111,9 @@ def test_a_finished_run_is_kept_only_for_the_same_settings(tmp_path):
         run_stage(Toy('seg', str(tmp_path), 400), tmp_path / 'run')
     with pytest.raises(ValueError, match='init'):
         run_stage(toy, tmp_path / 'run', init='fcmae.pth')
+    (tmp_path / 'run' / 'result.json').write_text('{"stage": "seg", "toy"')  # cut short
+    with pytest.raises(ValueError, match=r"run/result.json: not a JSON record .*remove it"):
+        run_stage(toy, tmp_path / 'run')
 
 
 def test_bad_settings_are_named(tmp_path):

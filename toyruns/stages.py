@@ -260,7 +260,7 @@ def kept_result(result_file: Path, spec: dict) -> dict | None:
     are an error (a field added to Toy since then counts as its default)."""
     if not result_file.is_file():
         return None
-    result = json.loads(result_file.read_text())
+    result = load_json(result_file)
     kept = result.get('toy', spec)
     changed = sorted(k for k in spec if kept.get(k, DEFAULTS.get(k)) != spec[k])
     if changed:
@@ -298,7 +298,7 @@ def run_stage(toy: Toy, work, init: str | None = None, single_scale: bool = True
 
 def metrics_of(toy: Toy, out: Path) -> dict:
     """What a run's result keeps of its test JSON: seg_eval's whole record, tools/test.py's metrics."""
-    record = json.loads(Path(out).read_text())
+    record = load_json(out)
     return record if toy.stage == 'seg' else dict(metrics=record['metrics'])
 
 
@@ -306,13 +306,21 @@ def retest(toy: Toy, work, single_scale: bool = True, show: Callable | None = No
     """Test a finished run's final checkpoint again (e.g. its held-out set changed; training is not repeated): its
     result.json with the new test, its time and `record`."""
     work = Path(work)
-    result = json.loads((work / 'result.json').read_text())
+    result = load_json(work / 'result.json')
     test, out = test_command(toy, work, single_scale)
     out.unlink(missing_ok=True)
     t0 = time.time()
     call(test, work / 'run.log', show)
     return save_json(work / 'result.json', dict(result, **metrics_of(toy, out), test_s=round(time.time() - t0, 1),
                                                 **record))
+
+
+def load_json(path) -> dict:
+    """A run's JSON record; one that is not JSON is an error naming the file (remove it to measure or run again)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f'{path}: not a JSON record ({e}); remove it to measure that again') from None
 
 
 def save_json(path: Path, obj: dict) -> dict:
