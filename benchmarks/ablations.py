@@ -251,10 +251,50 @@ def guarded(fn, stage: str, progress: Progress):
 
 
 def fcmae_toy(data: dict, proto: dict, seed: int, options: list) -> Toy:
-    """A row's FCMAE run under the protocol: its options after the protocol's size."""
+    """A row's FCMAE run under the protocol: its options after the protocol's size (and lr, when it sets one)."""
+    lr = [f"optim_wrapper.optimizer.lr={proto['fcmae_lr']}"] if proto.get('fcmae_lr') is not None else []
     return Toy('fcmae', str(data['unlabeled']), proto['fcmae_epochs'], proto['size'], proto['fcmae_batch'], seed,
-               extra=[*arch_options('model', proto['arch']), *options,
+               extra=[*arch_options('model', proto['arch']), *lr, *options,
                       f"default_hooks.checkpoint.interval={proto['fcmae_epochs']}"])
+
+
+def fcmae_cost(toy: Toy) -> dict:
+    """What a FCMAE run's model costs, built as tools/train.py builds it: forward FLOPs of one image at the run's
+    size (torch's FlopCounterMode: a multiply-add is 2 FLOPs; convolutions and matmuls) and the encoder's and the
+    decoder's (projection, mask token, blocks and prediction head) parameters; and the peak lr the run trains at."""
+    import torch
+    from mmengine.registry import MODELS
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import pretrain  # noqa: F401  (registers FCMAE)
+    from runtime.config import scale_lr
+    cfg = toy.train_config()
+    scale_lr(cfg, world_size=1)  # as the run sets it when it starts
+    model = MODELS.build(cfg.model).eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, toy.size, toy.size), mode='tensor')
+    encoder = sum(p.numel() for p in model.encoder.parameters())
+    return dict(flops=counter.get_total_flops(), encoder_params=encoder, lr=cfg.optim_wrapper.optimizer.lr,
+                decoder_params=sum(p.numel() for p in model.parameters()) - encoder)
+
+
+def print_cost(tables: list, proto: dict) -> dict:
+    """--cost: each FCMAE row's cost and lr under the protocol (fcmae_cost), a line per row; nothing is run."""
+    out = {}
+    print(f"FCMAE forward of one {proto['size']}-px image (MFLOPs; a multiply-add is 2) and parameters (M), "
+          f"ConvNeXt V2 {arch_name(proto['arch'])}:")
+    for table in tables:
+        for row in TABLES[table][1]:
+            if row.fcmae is None:
+                continue
+            name = key(row.fcmae)
+            if name not in out:
+                out[name] = fcmae_cost(fcmae_toy({'unlabeled': 'pool'}, proto, 0, row.fcmae))
+            c = out[name]
+            print(f"  {table:>15} {row.name:<30} {c['flops'] / 1e6:7.0f} MFLOPs  encoder "
+                  f"{c['encoder_params'] / 1e6:.2f}M  decoder {c['decoder_params'] / 1e6:.2f}M  lr {c['lr']:g}"
+                  f"{'  (default)' if row.default else ''}")
+    return out
 
 
 def finetune_toy(data: dict, proto: dict, seed: int, options: list) -> Toy:
@@ -350,8 +390,10 @@ def summarize(table: str, seeds: list, names: dict, results: dict, proto: dict, 
         r['verdict'] = verdict(r['delta'], r['paper_delta'], r['resolution'])
     both = [r for r in out if r['paper'] is not None and r.get('mean') is not None]
     tau = kendall_tau([r['paper'] for r in both], [r['mean'] for r in both]) if len(both) > 1 else None
+    fcmae_lr = '' if proto.get('fcmae_lr') is None else f", peak lr {proto['fcmae_lr']:g}"
     note = (f"Toy protocol: ConvNeXt V2 {arch_name(proto['arch'])}, {proto['size']} px, FCMAE "
-            f"{proto['fcmae_epochs']} epochs over {data['pool']} unlabeled images (batch {proto['fcmae_batch']}), "
+            f"{proto['fcmae_epochs']} epochs over {data['pool']} unlabeled images (batch {proto['fcmae_batch']}"
+            f"{fcmae_lr}), "
             f"fine-tuning {proto['finetune_epochs']} epochs on {data['images']} labeled images of {data['classes']} "
             f"classes (batch {proto['finetune_batch']}, lr {proto['finetune_lr']:g}, crops of "
             f"{proto['crop_scale']:g}-1 of the image; from random init: head at full scale, no layer decay), "
@@ -393,9 +435,11 @@ def main(argv=None) -> dict:
     p.add_argument('--finetune-epochs', type=int, default=PROTOCOL['finetune_epochs'])
     p.add_argument('--size', type=int, default=PROTOCOL['size'], help='image side (a multiple of 32)')
     p.add_argument('--finetune-lr', type=float, default=PROTOCOL['finetune_lr'])
+    p.add_argument('--fcmae-lr', type=float, help="FCMAE's peak lr for every row (default: the recipe's, 2.4e-3)")
     p.add_argument('--labels', type=int, help='labeled images a class (default: the profile\'s)')
     p.add_argument('--pool', type=int, help='unlabeled images (default: the profile\'s)')
     p.add_argument('--no-publish', action='store_true', help='leave docs/ as it is (trial runs)')
+    p.add_argument('--cost', action='store_true', help="print each FCMAE row's FLOPs, parameters and lr; run nothing")
     args = p.parse_args(argv)
     if hasattr(sys.stdout, 'reconfigure'):  # progress lines show up at once in a log file too
         sys.stdout.reconfigure(line_buffering=True)
@@ -405,6 +449,10 @@ def main(argv=None) -> dict:
     t0, work = time.monotonic(), Path(args.work).resolve()
     proto = dict(PROTOCOL, fcmae_epochs=args.fcmae_epochs, finetune_epochs=args.finetune_epochs, size=args.size,
                  finetune_lr=args.finetune_lr)
+    if args.fcmae_lr is not None:  # only when set: the default protocol keeps its run folder (and its kept runs)
+        proto['fcmae_lr'] = args.fcmae_lr
+    if args.cost:
+        return print_cost(args.tables, proto)
     data = make_data(work, args.labels, args.pool, args.size)
     progress = Progress(0, args.jobs)
     runs = protocol_folder(work, proto, args.labels, args.pool)

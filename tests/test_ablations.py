@@ -13,7 +13,7 @@ from scipy.stats import kendalltau
 import backbone  # noqa: F401  (registers ConvNeXtV2)
 import pretrain  # noqa: F401  (registers FCMAE, ImageClassifier)
 from benchmarks import ablations
-from report.ablation import kendall_tau, table_markdown, verdict
+from report.ablation import kendall_tau, order_pairs, table_markdown, verdict
 
 PAPER_TABLES = ('grn_aggregation', 'grn_norm', 'grn_skip', 'grn_vs_norms', 'grn_gating', 'grn_pt_ft', 'grn_components',
                 'sparse', 'decoder_type', 'decoder_depth', 'decoder_width', 'mask_ratio', 'codesign')
@@ -71,6 +71,24 @@ def test_kendall_tau_against_scipy_and_a_hand_count():
     assert kendall_tau([1, 2, 3], [3, 2, 1]) == -1 and kendall_tau([1, 1], [2, 3]) is None
     with pytest.raises(ValueError, match='equally many'):
         kendall_tau([1, 2], [1])
+
+
+def test_the_paper_ordering_is_judged_on_the_pairs_the_paper_orders():
+    """A tie in the paper orders nothing: tau below 1 through it alone still holds the paper's ordering; one pair
+    the other way round (or equal here) is counted and named."""
+    paper = [83.7, 83.5, 83.4, 83.7]  # decoder_type: UNet and the ConvNeXt block tie
+    assert order_pairs(paper, [34.8, 32.3, 7.9, 34.5]) == (5, 0)  # 6 pairs, 1 tied in the paper
+    assert order_pairs(paper, [34.8, 32.3, 35.0, 34.5]) == (5, 3)  # the third row above all three it is below
+    assert order_pairs([1, 2, 3], [5, 5, 6]) == (3, 1)  # equal where the paper orders: not the paper's order
+
+    def text(means):
+        rows = [dict(name=str(i), paper=p, paper_note='', default=i == 3, mean=m, std=0.5, values=[m], delta=0.,
+                     paper_delta=0., verdict='within resolution') for i, (p, m) in enumerate(zip(paper, means))]
+        tau = kendall_tau(paper, means)
+        return table_markdown(dict(rows=rows, kendall_tau=round(tau, 3), tau_rows=4, note=''))
+    assert "+0.91 over 4 rows (the paper ordering holds: tau is below 1 only through the paper's ties)" in text(
+        [34.8, 32.3, 7.9, 34.5])
+    assert 'does not hold for 3 of the 5 pairs of rows it orders' in text([34.8, 32.3, 35.0, 34.5])
 
 
 def test_verdict_marks_differences_below_twice_the_seed_spread():
@@ -181,6 +199,34 @@ def test_each_protocol_and_data_set_has_its_own_run_folder(tmp_path):
               ablations.protocol_folder(tmp_path, dict(ablations.PROTOCOL, finetune_epochs=50))}
     assert len(others) == 3 and folder not in others
     assert ablations.protocol_folder(tmp_path, ablations.PROTOCOL, labels=32, pool=2048) == folder  # the profile's
+
+
+def test_fcmae_lr_is_a_protocol_of_its_own_that_reaches_the_run(tmp_path):
+    """--fcmae-lr: every FCMAE row trains at that peak lr (the runtime's lr rule keeps an explicit lr, fcmae_cost
+    applies it) in a run folder of its own; without it the recipe's 2.4e-3 (blr 1.5e-4 x 4096 / 256) and the default
+    folder stay."""
+    default, low = ablations.main(['decoder_type', '--cost']), ablations.main(['decoder_type', '--cost', '--fcmae-lr',
+                                                                              '6e-4'])
+    assert [c['lr'] for c in default.values()] == [pytest.approx(2.4e-3)] * 4
+    assert {c['lr'] for c in low.values()} == {6e-4}
+    folder = ablations.protocol_folder(tmp_path, dict(ablations.PROTOCOL, fcmae_lr=6e-4))
+    assert folder != ablations.protocol_folder(tmp_path, ablations.PROTOCOL) and folder.parent == tmp_path / 'runs'
+
+
+def test_cost_counts_the_decoder_by_hand(capsys):
+    """--cost builds each FCMAE row as its run does and prints FLOPs and parameters. By hand, at 128 px (a 4x4 grid
+    for the decoder) and width 512: a ConvNeXt V2 block has 512·49+512 (7x7 depthwise) + 2·512 (LN) + 512·2048+2048
+    + 2·2048 (GRN) + 2048·512+512 = 2,130,432 parameters and 2·16·(512·49 + 2·512·2048) = 67,911,680 FLOPs; the
+    decoder adds the 256->512 projection (131,584), the mask token (512) and the 512->32·32·3 head (1,575,936)."""
+    out = ablations.main(['decoder_depth', '--cost'])
+    text = capsys.readouterr().out
+    one, two = out[ablations.key([])], out[ablations.key(['model.decoder_depth=2'])]
+    block = 512 * 49 + 512 + 2 * 512 + 512 * 2048 + 2048 + 2 * 2048 + 2048 * 512 + 512
+    assert one['decoder_params'] == 131_584 + 512 + block + 1_575_936 == 3_838_464
+    assert two['decoder_params'] - one['decoder_params'] == block == 2_130_432
+    assert two['flops'] - one['flops'] == 2 * 16 * (512 * 49 + 2 * 512 * 2048) == 67_911_680
+    assert one['encoder_params'] == two['encoder_params'] == pytest.approx(1.18e6, rel=0.01)
+    assert len(out) == 5 and '    174 MFLOPs' in text and 'decoder 27.27M' in text  # depth 12: 3.84M + 11 blocks
 
 
 def test_a_new_held_out_set_retests_kept_runs_without_training_them_again(tmp_path, monkeypatch):

@@ -108,6 +108,17 @@ class Toy:
         seed = [f'randomness.seed={self.seed}', 'default_hooks.logger.interval=10']
         return getattr(self, f'_{self.stage}')() + seed + list(self.extra)
 
+    def train_config(self):
+        """The config tools/train.py builds for this run: the stage's file under train_options(), parsed by mmengine's
+        own --cfg-options parser (to inspect the run's model without running it)."""
+        import argparse
+        from mmengine.config import Config, DictAction
+        ns = argparse.Namespace()
+        DictAction(option_strings=[], dest='options')(None, ns, self.train_options())
+        cfg = Config.fromfile(str(self.config_file()))
+        cfg.merge_from_dict(ns.options)
+        return cfg
+
     def test_options(self) -> list:
         """The same model and data as training, at the test pipeline's size (no training options)."""
         s = self.size
